@@ -1,0 +1,1 @@
+"""Framework-free building blocks: networks, mixers, action selection, targets, replay."""

@@ -1,0 +1,89 @@
+"""The per-agent utility network shared by all agents (spec section 1.1).
+
+Shapes: B batch (episodes or parallel envs), T time, N agents, O observation size,
+A actions, H hidden size, I = O (+ A if the last action is an input) (+ N if the
+agent id is an input).
+"""
+
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def agent_input_dim(obs_dim: int, n_actions: int, n_agents: int, *,
+                    obs_last_action: bool, obs_agent_id: bool) -> int:
+    """Size I of one agent's input vector."""
+    return obs_dim + (n_actions if obs_last_action else 0) + (n_agents if obs_agent_id else 0)
+
+
+def build_agent_inputs(obs: torch.Tensor, last_action_onehot: Optional[torch.Tensor],
+                       obs_agent_id: bool) -> torch.Tensor:
+    """Concatenates [o_t^i ; onehot(a_{t-1}^i) ; onehot(i)].
+
+    obs: [..., N, O]; last_action_onehot: [..., N, A] or None. Returns [..., N, I].
+    """
+    parts = [obs]
+    if last_action_onehot is not None:
+        parts.append(last_action_onehot)
+    if obs_agent_id:
+        n_agents = obs.shape[-2]
+        eye = torch.eye(n_agents, dtype=obs.dtype, device=obs.device)
+        parts.append(eye.expand(*obs.shape[:-2], n_agents, n_agents))
+    return torch.cat(parts, dim=-1) if len(parts) > 1 else obs
+
+
+def shifted_onehot_actions(actions: torch.Tensor, n_actions: int) -> torch.Tensor:
+    """The previous action of every step: zeros at t=0, onehot(a_{t-1}) after.
+
+    actions: [B, T, N] (t = 0..T-1). Returns [B, T+1, N, A], one entry per stored
+    observation t = 0..T.
+    """
+    onehot = F.one_hot(actions.long(), n_actions).to(torch.float32)
+    return torch.cat([torch.zeros_like(onehot[:, :1]), onehot], dim=1)
+
+
+class AgentNetwork(nn.Module):
+    """fc1 -> ReLU -> GRU (or a second ReLU layer for the MLP agent) -> fc2.
+
+    The recurrent trunk is an ``nn.GRU`` run over whole sequences, so training
+    unrolls T steps in one call and acting runs the same weights one step at a time.
+    """
+
+    def __init__(self, input_dim: int, n_actions: int, hidden_dim: int = 64,
+                 recurrent: bool = True):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.recurrent = recurrent
+        self.fc1 = nn.Linear(input_dim, hidden_dim)
+        if recurrent:
+            self.rnn = nn.GRU(hidden_dim, hidden_dim, batch_first=True)
+        else:
+            self.fc_hidden = nn.Linear(hidden_dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, n_actions)
+
+    def initial_hidden(self, *batch_shape: int) -> torch.Tensor:
+        """Zero hidden state, [*batch_shape, H] (the MLP agent ignores it)."""
+        return torch.zeros(*batch_shape, self.hidden_dim)
+
+    def features(self, inputs: torch.Tensor, hidden: torch.Tensor
+                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """inputs [B, T, N, I], hidden [B, N, H] -> (features [B, T, N, H], hidden [B, N, H])."""
+        x = F.relu(self.fc1(inputs))
+        if not self.recurrent:
+            return F.relu(self.fc_hidden(x)), hidden
+        b, t, n, h = x.shape
+        sequences = x.permute(0, 2, 1, 3).reshape(b * n, t, h)
+        out, h_last = self.rnn(sequences, hidden.reshape(1, b * n, h))
+        return out.reshape(b, n, t, h).permute(0, 2, 1, 3), h_last.reshape(b, n, h)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """features [..., N, H] -> Q [..., N, A]."""
+        return self.fc2(features)
+
+    def forward(self, inputs: torch.Tensor, hidden: torch.Tensor
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """inputs [B, T, N, I], hidden [B, N, H] -> (Q [B, T, N, A], hidden [B, N, H])."""
+        features, hidden = self.features(inputs, hidden)
+        return self.head(features), hidden

@@ -1,0 +1,55 @@
+"""TD(lambda) targets over padded whole episodes (spec section 1.3, step 4).
+
+Shapes: B episodes, T transitions (the longest episode of the batch); every episode b
+has L_b <= T valid transitions, marked by mask[b, t] = 1 for t < L_b.
+"""
+
+from typing import Optional
+
+import torch
+
+
+def last_valid_step(mask: torch.Tensor) -> torch.Tensor:
+    """1 at t = L_b - 1 of every episode, else 0. mask [B, T] -> [B, T]."""
+    following = torch.cat([mask[:, 1:], torch.zeros_like(mask[:, :1])], dim=1)
+    return mask * (1.0 - following)
+
+
+def lambda_returns(rewards: torch.Tensor, terminated: torch.Tensor, mask: torch.Tensor,
+                   values: torch.Tensor, gamma: float, td_lambda: float,
+                   bonus: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Per-episode lambda-returns G_t for t = 0..T-1 (zero where mask is 0).
+
+    G_t = r_t + gamma (1 - d_t) [E_{t+1} + (1 - lambda) V_{t+1} + lambda G_{t+1}],
+    with G_{L_b} := V_{L_b}, so the last transition of an episode bootstraps from the
+    value of its stored final observation unless it terminated (d = 1). A time-limit
+    truncation therefore bootstraps; a termination does not, and nothing after the
+    end of an episode (padding) enters its return.
+
+    Args:
+        rewards: r_t, [B, T].
+        terminated: d_t, [B, T]; 1 only on a transition that ended the episode by
+            termination.
+        mask: [B, T], 1 on valid transitions.
+        values: the bootstrap values V_t for t = 0..T, [B, T+1].
+        gamma: discount.
+        td_lambda: lambda in [0, 1]; 0 gives one-step targets.
+        bonus: optional E_t for t = 0..T, [B, T+1], added to every bootstrapped
+            next value (Soft-QMIX's entropy bonus, spec section 2.3 item 7 corrected).
+
+    Returns:
+        [B, T] targets.
+    """
+    last = last_valid_step(mask)
+    steps = rewards.shape[1]
+    returns = torch.zeros_like(rewards)
+    next_return = torch.zeros_like(rewards[:, 0])
+    for t in reversed(range(steps)):
+        next_value = values[:, t + 1]
+        mixed = torch.where(last[:, t] > 0, next_value,
+                            (1.0 - td_lambda) * next_value + td_lambda * next_return)
+        if bonus is not None:
+            mixed = mixed + bonus[:, t + 1]
+        next_return = (rewards[:, t] + gamma * (1.0 - terminated[:, t]) * mixed) * mask[:, t]
+        returns[:, t] = next_return
+    return returns
