@@ -1,0 +1,112 @@
+"""Named team envs: ``config.environment("mpe_spread", env_config={...})``.
+
+A name maps to a factory of a PettingZoo ParallelEnv plus TeamEnv defaults. Every
+``env_config`` key must be a parameter of that factory or of TeamEnv; anything else
+is an error naming the key and the accepted ones. Names are also registered with
+Tune, so remote workers and other RLlib algorithms can build them.
+"""
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping
+
+from pettingzoo import ParallelEnv
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+from ray.tune.registry import ENV_CREATOR, _global_registry, register_env
+
+from rllib_softqmix.envs.team_env import TEAM, TeamEnv, TeamEnvError
+
+TEAM_ENV_KEYS = ("team_reward", "max_episode_steps", "dead_agent_action")
+
+
+class UnknownEnvError(ValueError):
+    """The env name is not registered."""
+
+
+@dataclass(frozen=True)
+class TeamEnvSpec:
+    """How to build one named env: a ParallelEnv factory and TeamEnv defaults."""
+    parallel_env_creator: Callable[..., ParallelEnv]
+    team_defaults: Dict[str, Any] = field(default_factory=dict)
+
+    def accepted_keys(self):
+        params = inspect.signature(self.parallel_env_creator).parameters
+        return tuple(params) + TEAM_ENV_KEYS
+
+    def check_keys(self, name: str, env_config: Mapping[str, Any]) -> None:
+        unknown = sorted(set(env_config) - set(self.accepted_keys()))
+        if unknown:
+            raise TeamEnvError(
+                f"env_config key(s) {unknown} are not accepted by env {name!r}; "
+                f"accepted keys: {list(self.accepted_keys())}")
+
+    def build(self, name: str, env_config: Mapping[str, Any]) -> TeamEnv:
+        self.check_keys(name, env_config)
+        config = dict(env_config)
+        team_options = {**self.team_defaults,
+                        **{key: config.pop(key) for key in TEAM_ENV_KEYS if key in config}}
+        return TeamEnv(self.parallel_env_creator(**config), **team_options)
+
+
+_CATALOG: Dict[str, TeamEnvSpec] = {}
+
+
+def register_team_env(name: str, parallel_env_creator: Callable[..., ParallelEnv],
+                      **team_defaults: Any) -> None:
+    """Registers ``name`` for every algorithm of this package (and with Tune).
+
+    ``parallel_env_creator(**env_config)`` must return a PettingZoo ParallelEnv;
+    ``team_defaults`` are TeamEnv options (team_reward, max_episode_steps, ...).
+    """
+    unknown = sorted(set(team_defaults) - set(TEAM_ENV_KEYS))
+    if unknown:
+        raise TypeError(f"unknown TeamEnv option(s) {unknown}; options: {list(TEAM_ENV_KEYS)}")
+    spec = TeamEnvSpec(parallel_env_creator, dict(team_defaults))
+    _CATALOG[name] = spec
+    register_env(name, lambda env_context, _name=name, _spec=spec: _spec.build(_name, env_context))
+
+
+def registered_env_names():
+    return tuple(sorted(_CATALOG))
+
+
+def check_env_options(name: str, env_config: Mapping[str, Any]) -> None:
+    """Checks, without building the env, that ``name`` is known and takes these keys."""
+    if name in _CATALOG:
+        _CATALOG[name].check_keys(name, dict(env_config or {}))
+    elif not _global_registry.contains(ENV_CREATOR, name):
+        raise _unknown_env(name)
+
+
+def _unknown_env(name: str) -> UnknownEnvError:
+    return UnknownEnvError(
+        f"unknown env {name!r}. Registered team envs: {list(registered_env_names())}. "
+        f"Register your own with rllib_softqmix.register_team_env(name, creator).")
+
+
+def make_team_env(env: Any, env_config: Mapping[str, Any]) -> TeamEnv:
+    """Builds the team env for ``config.env`` (a registered name or a class)."""
+    env_config = dict(env_config or {})
+    if isinstance(env, str):
+        if env in _CATALOG:
+            return _CATALOG[env].build(env, env_config)
+        if _global_registry.contains(ENV_CREATOR, env):
+            return _as_team_env(_global_registry.get(ENV_CREATOR, env)(env_config), env)
+        raise _unknown_env(env)
+    if isinstance(env, type) and issubclass(env, (ParallelEnv, MultiAgentEnv)):
+        return _as_team_env(env(**env_config), env.__name__)
+    raise UnknownEnvError(
+        f"config.env must be a registered env name or a ParallelEnv/TeamEnv class, got {env!r}. "
+        f"Registered team envs: {list(registered_env_names())}.")
+
+
+def _as_team_env(env: Any, name: str) -> TeamEnv:
+    if isinstance(env, TeamEnv):
+        return env
+    if isinstance(env, ParallelEnv):
+        return TeamEnv(env)
+    if isinstance(env, MultiAgentEnv) and list(getattr(env, "possible_agents", [])) == [TEAM]:
+        return env
+    raise TeamEnvError(
+        f"env {name!r} built a {type(env).__name__}; expected a PettingZoo ParallelEnv or a "
+        f"TeamEnv (a MultiAgentEnv whose only agent is {TEAM!r}).")

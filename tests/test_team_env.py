@@ -1,0 +1,111 @@
+"""TeamEnv on PettingZoo envs with and without state(), with masks, time limits, deaths."""
+
+import numpy as np
+import pytest
+from toy_envs import ContinuousEnv, NoAgentsEnv, ToyEnv, UnequalActionsEnv
+
+from rllib_softqmix import TeamEnv, TeamEnvError
+
+
+def step(env, actions):
+    obs, rewards, terminateds, truncateds, infos = env.step({"team": np.asarray(actions)})
+    return obs["team"], rewards["team"], terminateds["team"], truncateds["team"], infos["team"]
+
+
+def test_spaces_padding_and_state_from_concatenated_observations():
+    env = TeamEnv(ToyEnv(with_state=False))
+    space = env.observation_spaces["team"]
+    assert space["obs"].shape == (3, 4) and space["state"].shape == (12,)
+    assert space["action_mask"].shape == (3, 4)
+    assert list(env.action_spaces["team"].nvec) == [4, 4, 4]
+    obs, _ = env.reset()
+    team = obs["team"]
+    assert team["obs"][0].tolist() == [0, 0, 0, 0]              # size 2, zero-padded
+    assert team["obs"][1].tolist() == [10, 10, 10, 0]           # size 3, zero-padded
+    assert team["obs"][2].tolist() == [20, 20, 20, 20]
+    assert team["state"].tolist() == team["obs"].reshape(-1).tolist()
+    assert (team["action_mask"] == 1).all()                     # no masks given: all ones
+    assert space.contains(team)
+
+
+def test_state_comes_from_the_env_when_it_has_one():
+    env = TeamEnv(ToyEnv(with_state=True))
+    assert env.observation_spaces["team"]["state"].shape == (6,)
+    obs, _ = env.reset()
+    assert obs["team"]["state"].tolist() == [100.0] * 6
+    obs, *_ = step(env, [0, 0, 0])
+    assert obs["state"].tolist() == [101.0] * 6
+
+
+@pytest.mark.parametrize("mask_in", ["obs", "infos"])
+def test_action_masks_are_read_from_dict_observations_and_from_infos(mask_in):
+    env = TeamEnv(ToyEnv(mask_in=mask_in))
+    obs, _ = env.reset()
+    assert obs["team"]["action_mask"].tolist() == [[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
+    assert obs["team"]["obs"][1].tolist() == [10, 10, 10, 0]
+    obs, *_ = step(env, [0, 1, 2])
+    assert obs["action_mask"][0].tolist() == [0, 1, 1, 0]
+
+
+def test_team_reward_sum_and_mean():
+    obs, reward, *_ = step(_reset(TeamEnv(ToyEnv(), team_reward="sum")), [0, 0, 0])
+    assert reward == 6.0
+    obs, reward, *_ = step(_reset(TeamEnv(ToyEnv(), team_reward="mean")), [0, 0, 0])
+    assert reward == 2.0
+
+
+def _reset(env):
+    env.reset()
+    return env
+
+
+def test_time_limit_is_a_truncation_with_real_final_observations():
+    env = _reset(TeamEnv(ToyEnv(limit=3)))
+    for t in range(3):
+        obs, _, terminated, truncated, _ = step(env, [0, 0, 0])
+        assert terminated is False
+        assert truncated is (t == 2)
+    # The successor of the final step is the agents' real observation, not a dead mask.
+    assert obs["obs"][2].tolist() == [23.0] * 4
+    assert (obs["action_mask"] == 1).all()
+
+
+def test_termination_is_not_a_truncation():
+    env = _reset(TeamEnv(ToyEnv(limit=10, terminate_at=2)))
+    step(env, [0, 0, 0])
+    _, _, terminated, truncated, _ = step(env, [0, 0, 0])
+    assert (terminated, truncated) == (True, False)
+
+
+def test_teamenv_time_limit_on_top_of_the_env():
+    env = _reset(TeamEnv(ToyEnv(limit=10), max_episode_steps=2))
+    assert env.episode_limit == 2
+    step(env, [0, 0, 0])
+    _, _, terminated, truncated, _ = step(env, [0, 0, 0])
+    assert (terminated, truncated) == (False, True)
+
+
+def test_dead_agent_gets_zero_observation_only_noop_and_its_action_is_not_sent():
+    toy = ToyEnv(limit=5, agent2_lifetime=1)
+    env = _reset(TeamEnv(toy, dead_agent_action=0))
+    obs, reward, *_ = step(env, [1, 1, 1])
+    assert reward == 6.0  # agent 2 still acted on this step
+    assert obs["obs"][2].tolist() == [0.0] * 4
+    assert obs["action_mask"][2].tolist() == [1, 0, 0, 0]
+    _, reward, *_ = step(env, [1, 1, 0])
+    assert "a2" not in toy.received[-1]
+    assert reward == 3.0
+
+
+@pytest.mark.parametrize("env_class, message", [
+    (ContinuousEnv, "Discrete"), (UnequalActionsEnv, "unequal"), (NoAgentsEnv, "no possible_agents")])
+def test_envs_teamenv_cannot_group_are_rejected_at_construction(env_class, message):
+    with pytest.raises(TeamEnvError, match=message):
+        TeamEnv(env_class())
+
+
+def test_bad_team_options_are_rejected():
+    with pytest.raises(TeamEnvError, match="team_reward"):
+        TeamEnv(ToyEnv(), team_reward="max")
+    with pytest.raises(TeamEnvError, match="max_episode_steps"):
+        TeamEnv(ToyEnv(), max_episode_steps=0)
