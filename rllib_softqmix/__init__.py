@@ -1,0 +1,22 @@
+"""QMIX-family cooperative MARL algorithms as an RLlib (new API stack) plugin.
+
+Importing this package registers the algorithms with Tune by name ("QMIX", "VDN")
+and the team envs by name ("one_step_matrix", "m_step_matrix", "mpe_spread").
+"""
+
+from ray.tune.registry import register_trainable
+
+from rllib_softqmix.core.validation import ConfigError
+from rllib_softqmix.envs import (TEAM, MStepMatrixGame, OneStepMatrixGame, TeamEnv, TeamEnvError,
+                                 make_team_env, register_team_env, registered_env_names)
+from rllib_softqmix.policy import CheckpointError, TeamPolicy
+from rllib_softqmix.qmix import QMIX, VDN, NonFiniteLossError, QMIXConfig, VDNConfig
+
+ALGORITHMS = {"QMIX": QMIX, "VDN": VDN}
+
+for _name, _algorithm in ALGORITHMS.items():
+    register_trainable(_name, _algorithm)
+
+__all__ = ["ALGORITHMS", "CheckpointError", "ConfigError", "NonFiniteLossError", "TeamPolicy", "QMIX", "QMIXConfig", "VDN",
+           "VDNConfig", "TEAM", "TeamEnv", "TeamEnvError", "MStepMatrixGame", "OneStepMatrixGame",
+           "make_team_env", "register_team_env", "registered_env_names"]

@@ -1,0 +1,163 @@
+"""The QMIX learner: double-Q TD(lambda) loss over padded episodes (spec 1.3, 1.4).
+
+The loss is assembled from small overridable steps so that Soft-QMIX, QMIX-GRE and
+MAVEN add or replace terms without copying it:
+
+    loss_terms  ->  chosen joint values Q_tot         (``joint_values``)
+                ->  bootstrap values V and bonus E     (``bootstrap_values``)
+                ->  TD(lambda) targets                 (``core.targets.lambda_returns``)
+                ->  {"td_loss": ..., **extra_losses}   (``extra_losses``)
+"""
+
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from ray.rllib.core.learner.utils import update_target_network
+from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_EPISODES_LIFETIME
+
+from rllib_softqmix.core.action_selection import greedy
+from rllib_softqmix.core.running_stats import RunningMeanStd
+from rllib_softqmix.core.targets import lambda_returns, last_valid_step
+
+TRAINING_ITERATION = "training_iteration"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term or Q-value became NaN or inf; the update was not applied."""
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+class QMIXTorchLearner(TorchLearner):
+    """Learner for the whole QMIX family; subclasses override the hooks above."""
+
+    def build(self) -> None:
+        torch.set_num_threads(self.config.torch_num_threads)
+        super().build()
+        self.module.foreach_module(lambda module_id, module: module.make_target_networks())
+        self._last_target_update_episode = 0
+        self._reward_stats = RunningMeanStd()
+
+    def configure_optimizers_for_module(self, module_id, config=None) -> None:
+        module = self.module[module_id].unwrapped()
+        params = module.online_parameters()
+        if config.optimizer_type == "adam":
+            optimizer = torch.optim.Adam(params)
+        else:
+            optimizer = torch.optim.RMSprop(params, alpha=config.optim_alpha, eps=config.optim_eps)
+        self.register_optimizer(module_id=module_id, optimizer=optimizer, params=params,
+                                lr_or_lr_schedule=config.lr)
+
+    # ---- the loss -----------------------------------------------------------
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out) -> torch.Tensor:
+        module = self.module[module_id].unwrapped()
+        terms, stats = self.loss_terms(module, config, batch, fwd_out)
+        self._raise_if_not_finite(config, {**terms, "q": fwd_out["q"]})
+        total = sum(terms.values())
+        self.metrics.log_dict({name: value.detach() for name, value in {**terms, **stats}.items()},
+                              key=module_id, window=1)
+        return total
+
+    def loss_terms(self, module, config, batch: Dict[str, Any], fwd_out: Dict[str, Any]
+                   ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+        """Loss terms (summed into the loss) and diagnostics (logged only)."""
+        q = fwd_out["q"]
+        mask = batch["mask"]
+        q_tot = self.joint_values(module, batch, q)
+        with torch.no_grad():
+            values, bonus = self.bootstrap_values(module, config, batch, q)
+            terminated = (batch["terminated"] if config.bootstrap_truncated_episodes
+                          else last_valid_step(mask))
+            targets = self.td_targets(config, batch, terminated, values, bonus)
+        td_error = q_tot - targets
+        terms = {"td_loss": self.td_loss(config, td_error, mask, batch, fwd_out)}
+        terms.update(self.extra_losses(module, config, batch, fwd_out, q_tot, td_error))
+        stats = {
+            "q_tot_mean": masked_mean(q_tot.detach(), mask),
+            "target_mean": masked_mean(targets, mask),
+            "td_error_abs_mean": masked_mean(td_error.detach().abs(), mask),
+        }
+        return terms, stats
+
+    def joint_values(self, module, batch: Dict[str, Any], q: torch.Tensor) -> torch.Tensor:
+        """Q_tot [B, T] of the taken actions, t = 0..T-1."""
+        chosen = q[:, :-1].gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)
+        return module.mix(module.mixer, chosen, batch, slice(0, -1))
+
+    def bootstrap_values(self, module, config, batch: Dict[str, Any], q: torch.Tensor
+                         ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Double-Q bootstrap V_t = TargetMixer(Q_target(argmax_online), s_t), t = 0..T.
+
+        Returns (V [B, T+1], bonus [B, T+1] or None).
+        """
+        target_q = module.forward_target(batch)["target_q"]
+        avail = batch["action_mask"]
+        best = greedy(q.detach() if config.double_q else target_q, avail)
+        chosen = target_q.gather(-1, best.unsqueeze(-1)).squeeze(-1)
+        return module.mix(module._target_mixer, chosen, batch, slice(None)), None
+
+    def td_targets(self, config, batch: Dict[str, Any], terminated: torch.Tensor,
+                   values: torch.Tensor, bonus: Optional[torch.Tensor]) -> torch.Tensor:
+        rewards, mask = batch["rewards"], batch["mask"]
+        if config.standardize_rewards:
+            self._reward_stats.update(rewards[mask > 0])
+            rewards = self._reward_stats.normalize(rewards)
+        return lambda_returns(rewards, terminated, mask, values, config.gamma, config.td_lambda,
+                              bonus)
+
+    def td_loss(self, config, td_error: torch.Tensor, mask: torch.Tensor,
+                batch: Dict[str, Any], fwd_out: Dict[str, Any]) -> torch.Tensor:
+        """sum m (scale delta^2) / sum m, scale 1/2 in pymarl2, 1 in classic PyMARL."""
+        return config.td_loss_scale * masked_mean(td_error.pow(2), mask)
+
+    def extra_losses(self, module, config, batch, fwd_out, q_tot, td_error
+                     ) -> Dict[str, torch.Tensor]:
+        """Additional loss terms of an algorithm built on QMIX (none for QMIX)."""
+        return {}
+
+    def _raise_if_not_finite(self, config, tensors: Dict[str, torch.Tensor]) -> None:
+        for name, tensor in tensors.items():
+            if not torch.isfinite(tensor).all():
+                raise NonFiniteLossError(
+                    f"{config.algo_class.__name__}: '{name}' is not finite (NaN or inf) at "
+                    f"training iteration {self._timesteps.get(TRAINING_ITERATION, '?')}, env "
+                    f"step {self._timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, '?')}; the update "
+                    f"was not applied. Lower lr, check the env's rewards and observations for "
+                    f"NaN/inf, or keep grad_clip set.")
+
+    # ---- around each gradient step -----------------------------------------
+    def before_gradient_based_update(self, *, timesteps: Dict[str, Any]) -> None:
+        super().before_gradient_based_update(timesteps=timesteps)
+        self._timesteps = timesteps
+
+    def after_gradient_based_update(self, *, timesteps: Dict[str, Any]) -> None:
+        """Hard target copy every ``target_update_interval_episodes`` episodes (spec 0.3)."""
+        super().after_gradient_based_update(timesteps=timesteps)
+        episodes = timesteps.get(NUM_EPISODES_LIFETIME, 0)
+        interval = self.config.target_update_interval_episodes
+        if (episodes - self._last_target_update_episode) / interval >= 1.0:
+            self.update_target_networks()
+            self._last_target_update_episode = episodes
+
+    def update_target_networks(self) -> None:
+        for module_id, module in self.module._rl_modules.items():
+            for main_net, target_net in module.unwrapped().get_target_network_pairs():
+                update_target_network(main_net=main_net, target_net=target_net, tau=1.0)
+            self.metrics.log_value((module_id, "num_target_updates"), 1, reduce="lifetime_sum")
+
+    def get_state(self, *args, **kwargs):
+        state = super().get_state(*args, **kwargs)
+        state["last_target_update_episode"] = self._last_target_update_episode
+        state["reward_stats"] = self._reward_stats.get_state()
+        return state
+
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        if "last_target_update_episode" in state:
+            self._last_target_update_episode = state["last_target_update_episode"]
+        if "reward_stats" in state:
+            self._reward_stats.set_state(state["reward_stats"])
+

@@ -1,0 +1,135 @@
+"""Tune by name, checkpoints, Algorithm.from_checkpoint and TeamPolicy."""
+
+import numpy as np
+import pytest
+import torch
+from ray import tune
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.core.columns import Columns
+
+import rllib_softqmix
+from rllib_softqmix import QMIXConfig, TeamPolicy
+
+
+def recorded_observations(algo, episodes=3):
+    """Team observations of a few exploratory episodes, as [E, T+1] sequences."""
+    return algo.env_runner.sample(num_episodes=episodes, explore=True)[:episodes]
+
+
+def greedy_actions_and_q(module, episode):
+    """Greedy actions and utilities along one recorded episode, from a fresh state."""
+    state = {k: v.unsqueeze(0) for k, v in module.get_initial_state().items()}
+    actions, utilities = [], []
+    for t in range(len(episode.obs)):
+        batch = {Columns.OBS: {"obs": torch.from_numpy(episode.obs[t:t + 1]),
+                               "state": torch.from_numpy(episode.state[t:t + 1]),
+                               "action_mask": torch.from_numpy(episode.action_mask[t:t + 1])},
+                 Columns.STATE_IN: state}
+        q, _ = module.step_utilities(batch)
+        out = module.forward_inference(batch)
+        state = out[Columns.STATE_OUT]
+        actions.append(out[Columns.ACTIONS][0].numpy())
+        utilities.append(q[0].detach().numpy())
+    return np.array(actions), np.array(utilities)
+
+
+def spread_config():
+    return (QMIXConfig().environment("mpe_spread")
+            .training(train_batch_size_episodes=8, replay_buffer_capacity=64,
+                      episodes_per_train_step=4, target_update_interval_episodes=12,
+                      epsilon_anneal_time=5000)
+            .env_runners(num_envs_per_env_runner=4)
+            .reporting(min_sample_timesteps_per_iteration=500).debugging(seed=3))
+
+
+def test_save_restore_gives_identical_actions_state_and_continues(ray_session, tmp_path):
+    algo = spread_config().build_algo()
+    algo.train()
+    algo.train()
+    episodes = recorded_observations(algo)
+    module = algo.learner_group._learner.module["team"]
+    expected = [greedy_actions_and_q(module, episode) for episode in episodes]
+    path = algo.save(str(tmp_path / "ckpt")).checkpoint.path
+
+    restored = Algorithm.from_checkpoint(path)
+    restored_module = restored.learner_group._learner.module["team"]
+    for episode, (actions, utilities) in zip(episodes, expected):
+        got_actions, got_utilities = greedy_actions_and_q(restored_module, episode)
+        assert np.array_equal(got_actions, actions)
+        assert np.allclose(got_utilities, utilities, atol=0)
+    # Every piece of training state came back: weights, targets, optimizer, buffer, schedule.
+    for (name, value), (_, other) in zip(module.state_dict().items(),
+                                          restored_module.state_dict().items()):
+        assert torch.equal(value, other), name
+    assert any(name.startswith("_target_") for name in module.state_dict())
+    old_opt = algo.learner_group._learner.get_optimizer("team").state_dict()["state"]
+    new_opt = restored.learner_group._learner.get_optimizer("team").state_dict()["state"]
+    assert all(torch.equal(old_opt[k]["exp_avg"], new_opt[k]["exp_avg"]) for k in old_opt)
+    assert restored._env_steps == algo._env_steps and restored._episodes == algo._episodes
+    assert len(restored.replay_buffer) == len(algo.replay_buffer)
+    index = np.arange(len(algo.replay_buffer))
+    assert np.array_equal(restored.replay_buffer.gather(index)["obs"],
+                          algo.replay_buffer.gather(index)["obs"])
+    assert restored.exploration_metrics() == algo.exploration_metrics()
+    assert (restored.learner_group._learner._last_target_update_episode
+            == algo.learner_group._learner._last_target_update_episode)
+
+    # The restored algorithm trains on from where it was.
+    result = restored.train()
+    assert result["training_iteration"] == 3
+    assert restored._env_steps > algo._env_steps
+    assert result["num_gradient_steps_lifetime"] > algo._gradient_steps
+
+    # TeamPolicy loads only the agent network and acts the same way, per step.
+    policy = TeamPolicy.from_checkpoint(path)
+    assert not hasattr(policy.module, "mixer")
+    for episode, (actions, _) in zip(episodes, expected):
+        policy.reset()
+        stepped = [policy.act({"obs": episode.obs[t], "action_mask": episode.action_mask[t]})
+                   for t in range(len(episode.obs))]
+        assert np.array_equal(np.array(stepped), actions)
+    algo.stop()
+    restored.stop()
+
+
+def test_team_policy_rejects_a_path_that_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(rllib_softqmix.CheckpointError, match="not an rllib_softqmix"):
+        TeamPolicy.from_checkpoint(tmp_path)
+
+
+def test_tune_by_name_grid_search_checkpoint_and_restore(ray_session, tmp_path):
+    config = (QMIXConfig().environment("one_step_matrix")
+              .training(td_lambda=tune.grid_search([0.0, 0.6]), train_batch_size_episodes=16,
+                        replay_buffer_capacity=100, episodes_per_train_step=8)
+              .reporting(min_sample_timesteps_per_iteration=200).debugging(seed=0))
+    tuner = tune.Tuner("QMIX", param_space=config, run_config=tune.RunConfig(
+        storage_path=str(tmp_path), name="grid", stop={"training_iteration": 2},
+        checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True)))
+    results = tuner.fit()
+    assert len(results) == 2 and not results.errors
+    assert sorted(result.config["td_lambda"] for result in results) == [0.0, 0.6]
+    for result in results:
+        assert result.metrics["training_iteration"] == 2
+        for key in ("epsilon", "num_env_steps_sampled_lifetime"):
+            assert key in result.metrics
+        learner = result.metrics["learners"]["team"]
+        for key in ("td_loss", "td_error_abs_mean", "q_tot_mean",
+                    "gradients_default_optimizer_global_norm"):
+            assert np.isfinite(learner[key]), key
+        restored = Algorithm.from_checkpoint(result.checkpoint.path)
+        assert restored.config.td_lambda == result.config["td_lambda"]
+        assert restored.train()["training_iteration"] == 3
+        restored.stop()
+
+
+def test_legacy_tune_run_with_a_dict_config(ray_session, tmp_path):
+    analysis = tune.run("VDN", config={"env": "one_step_matrix", "train_batch_size_episodes": 16,
+                                       "replay_buffer_capacity": 64,
+                                       "min_sample_timesteps_per_iteration": 100},
+                        stop={"training_iteration": 1}, storage_path=str(tmp_path),
+                        checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True), verbose=0)
+    trial = analysis.trials[0]
+    assert trial.status == "TERMINATED"
+    assert trial.last_result["num_env_steps_sampled_lifetime"] >= 100
+    assert trial.last_result["config"]["mixer"] == "vdn"
+    assert trial.checkpoint is not None
