@@ -1,0 +1,5 @@
+import sys
+
+from rllib_softqmix.cli import main
+
+sys.exit(main())
