@@ -1,0 +1,155 @@
+"""Training throughput of QMIX on MPE Spread at EPyMARL's default setting.
+
+Setting (issue #2 / #7): 3 agents, 25-step episodes, one env, hidden 64, a batch of
+32 episodes, one gradient step per collected episode, torch single-threaded, no test
+episodes. Reports, for the GRU and the MLP agent:
+- end-to-end env steps/s after warm-up (sampling + buffer + gradient steps),
+- ms per gradient step, as the learner update (LearnerGroup.update) and as the bare
+  loss + backward + optimizer step on the same batch,
+- memory: the peak RSS of this process, and the peak of the whole process tree (this
+  process plus Ray's daemons and workers), sampled while training.
+and the ratio to EPyMARL's QMIX measured on this machine (230 env steps/s with a GRU
+agent, 350 with an MLP agent, as stated in the issue).
+
+    python bench/throughput.py --steps 20000 --out bench/results/throughput.json
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import torch  # noqa: E402
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch  # noqa: E402
+
+import rllib_softqmix as rq  # noqa: E402
+
+EPYMARL_ENV_STEPS_PER_S = {"gru": 230.0, "mlp": 350.0}
+
+
+def build(agent_network: str, seed: int, steps_per_iteration: int, **overrides):
+    settings = dict(agent_network=agent_network, rnn_hidden_dim=64, train_batch_size_episodes=32,
+                    replay_buffer_capacity=5000, episodes_per_train_step=1,
+                    gradient_steps_per_train_step=1, target_update_interval_episodes=200,
+                    epsilon_anneal_time=50000)
+    settings.update(overrides)
+    config = (rq.QMIXConfig().environment("mpe_spread").training(**settings)
+              .env_runners(num_envs_per_env_runner=1)
+              .reporting(min_sample_timesteps_per_iteration=steps_per_iteration)
+              .debugging(seed=seed))
+    return config.build_algo()
+
+
+def time_bare_gradient_steps(algo, repeats: int) -> float:
+    """ms per loss + backward + clip + Adam step on a fixed 32-episode batch."""
+    learner = algo.learner_group._learner
+    module = learner.module["team"].unwrapped()
+    optimizer = learner.get_optimizer("team")
+    config = algo.config
+    batch = algo.replay_buffer.sample(32, np.random.default_rng(0))
+    tensors = {key: torch.from_numpy(value) for key, value in batch.items()}
+    params = module.online_parameters()
+
+    def step():
+        fwd_out = module.forward_train(tensors)
+        terms, _ = learner.loss_terms(module, config, tensors, fwd_out)
+        optimizer.zero_grad(set_to_none=True)
+        sum(terms.values()).backward()
+        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+
+    for _ in range(5):
+        step()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return (time.perf_counter() - start) / repeats * 1000.0
+
+
+def time_learner_updates(algo, repeats: int) -> float:
+    """ms per LearnerGroup.update (RLlib's full update path) on buffer batches."""
+    rng = np.random.default_rng(1)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        batch = algo.replay_buffer.sample(32, rng)
+        algo.learner_group.update(
+            batch=MultiAgentBatch({"team": SampleBatch(batch)}, env_steps=int(batch["mask"].sum())),
+            timesteps={"num_env_steps_sampled_lifetime": algo._env_steps,
+                       "num_episodes_lifetime": algo._episodes})
+    return (time.perf_counter() - start) / repeats * 1000.0
+
+
+def own_peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def process_tree_rss_mb() -> float:
+    """Current RSS of this process and all its descendants (Ray's daemons included)."""
+    process = psutil.Process()
+    total = process.memory_info().rss
+    for child in process.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20
+
+
+def measure(agent_network: str, steps: int, warmup_steps: int, seed: int) -> dict:
+    """Runs Algorithm.train() iterations of 1000 env steps, as Tune would."""
+    algo = build(agent_network, seed, steps_per_iteration=1000)
+    while algo._env_steps < warmup_steps:  # fills the buffer past one batch, starts training
+        algo.train()
+    env_steps_before, start = algo._env_steps, time.perf_counter()
+    updates_before = algo._gradient_steps
+    tree_peak = process_tree_rss_mb()
+    while algo._env_steps - env_steps_before < steps:
+        algo.train()
+        tree_peak = max(tree_peak, process_tree_rss_mb())
+    elapsed = time.perf_counter() - start
+    env_steps = algo._env_steps - env_steps_before
+    result = {
+        "agent_network": agent_network,
+        "env_steps": env_steps,
+        "gradient_steps": algo._gradient_steps - updates_before,
+        "seconds": round(elapsed, 2),
+        "env_steps_per_s": round(env_steps / elapsed, 1),
+        "ms_per_gradient_step_learner_update": round(time_learner_updates(algo, 50), 2),
+        "ms_per_gradient_step_bare": round(time_bare_gradient_steps(algo, 50), 2),
+        "epymarl_env_steps_per_s": EPYMARL_ENV_STEPS_PER_S[agent_network],
+        "process_tree_peak_rss_mb": round(max(tree_peak, process_tree_rss_mb()), 1),
+    }
+    result["ratio_to_epymarl"] = round(result["env_steps_per_s"] / result["epymarl_env_steps_per_s"], 2)
+    algo.stop()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=20000, help="measured env steps per agent type")
+    parser.add_argument("--warmup-steps", type=int, default=2000)
+    parser.add_argument("--agents", nargs="+", default=["gru", "mlp"], choices=["gru", "mlp"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="bench/results/throughput.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    results = [measure(agent, args.steps, args.warmup_steps, args.seed) for agent in args.agents]
+    report = {"benchmark": "qmix_mpe_spread_throughput", "machine": {
+        "cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+        "setting": "3 agents, 25-step episodes, 1 env, GRU/MLP 64, batch 32 episodes, "
+                   "1 gradient step per collected episode, torch 1 thread, no test episodes",
+        "results": results, "own_peak_rss_mb": round(own_peak_rss_mb(), 1)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
