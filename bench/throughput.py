@@ -59,7 +59,7 @@ def time_bare_gradient_steps(algo, repeats: int) -> float:
 
     def step():
         fwd_out = module.forward_train(tensors)
-        terms, _ = learner.loss_terms(module, config, tensors, fwd_out)
+        terms, _ = learner.loss_terms(module, config, tensors, dict(fwd_out))
         optimizer.zero_grad(set_to_none=True)
         sum(terms.values()).backward()
         torch.nn.utils.clip_grad_norm_(params, config.grad_clip)

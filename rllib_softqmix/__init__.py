@@ -1,6 +1,6 @@
 """QMIX-family cooperative MARL algorithms as an RLlib (new API stack) plugin.
 
-Importing this package registers the algorithms with Tune by name ("QMIX", "VDN")
+Importing this package registers the algorithms with Tune by name ("QMIX", "VDN", "SoftQMIX")
 and the team envs by name ("one_step_matrix", "m_step_matrix", "mpe_spread").
 """
 
@@ -11,12 +11,13 @@ from rllib_softqmix.envs import (TEAM, MStepMatrixGame, OneStepMatrixGame, TeamE
                                  make_team_env, register_team_env, registered_env_names)
 from rllib_softqmix.policy import CheckpointError, TeamPolicy
 from rllib_softqmix.qmix import QMIX, VDN, NonFiniteLossError, QMIXConfig, VDNConfig
+from rllib_softqmix.soft_qmix import SoftQMIX, SoftQMIXConfig
 
-ALGORITHMS = {"QMIX": QMIX, "VDN": VDN}
+ALGORITHMS = {"QMIX": QMIX, "VDN": VDN, "SoftQMIX": SoftQMIX}
 
 for _name, _algorithm in ALGORITHMS.items():
     register_trainable(_name, _algorithm)
 
-__all__ = ["ALGORITHMS", "CheckpointError", "ConfigError", "NonFiniteLossError", "TeamPolicy", "QMIX", "QMIXConfig", "VDN",
+__all__ = ["ALGORITHMS", "CheckpointError", "ConfigError", "NonFiniteLossError", "TeamPolicy", "QMIX", "QMIXConfig", "SoftQMIX", "SoftQMIXConfig", "VDN",
            "VDNConfig", "TEAM", "TeamEnv", "TeamEnvError", "MStepMatrixGame", "OneStepMatrixGame",
            "make_team_env", "register_team_env", "registered_env_names"]

@@ -50,3 +50,15 @@ def epsilon_greedy(q: torch.Tensor, avail: torch.Tensor, epsilon: float,
         return actions
     explore = torch.rand(actions.shape, generator=generator) < epsilon
     return torch.where(explore, uniform_available(avail, generator), actions)
+
+
+def masked_log_softmax(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    """log softmax over available actions; entries of all-unavailable rows are uniform."""
+    return torch.log_softmax(mask_unavailable(logits, avail), dim=-1)
+
+
+def sample_from_log_probs(log_probs: torch.Tensor,
+                          generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """One categorical sample per row of log_probs [..., A]."""
+    flat = log_probs.reshape(-1, log_probs.shape[-1]).exp()
+    return torch.multinomial(flat, 1, generator=generator).view(log_probs.shape[:-1])

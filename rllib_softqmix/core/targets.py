@@ -53,3 +53,26 @@ def lambda_returns(rewards: torch.Tensor, terminated: torch.Tensor, mask: torch.
         next_return = (rewards[:, t] + gamma * (1.0 - terminated[:, t]) * mixed) * mask[:, t]
         returns[:, t] = next_return
     return returns
+
+
+def release_soft_lambda_returns(rewards: torch.Tensor, terminated: torch.Tensor, mask: torch.Tensor,
+                                values: torch.Tensor, gamma: float, td_lambda: float,
+                                bonus: torch.Tensor) -> torch.Tensor:
+    """The Soft-QMIX release's soft TD(lambda) recursion, kept for exact reproduction.
+
+    G_T = V_T (1 - sum_t d_t), then for t = T-1..0 (spec section 2.3 item 7):
+    G_t = lambda gamma (G_{t+1} + E_{t+1}) + m_t [r_t + (1 - lambda) gamma (1 - d_t)(V_{t+1} + E_{t+1})].
+    The lambda branch has no (1 - d_t) factor, so a terminated episode's last target
+    picks up lambda gamma E from its stored final state and from the padding after it
+    (spec 2.8 item 1: the "entropy leak"). Shapes as in ``lambda_returns``.
+    """
+    steps = rewards.shape[1]
+    returns = torch.zeros_like(rewards)
+    next_return = values[:, steps] * (1.0 - terminated.sum(1))
+    for t in reversed(range(steps)):
+        soft_next = values[:, t + 1] + bonus[:, t + 1]
+        next_return = (td_lambda * gamma * (next_return + bonus[:, t + 1])
+                       + mask[:, t] * (rewards[:, t]
+                                       + (1.0 - td_lambda) * gamma * (1.0 - terminated[:, t]) * soft_next))
+        returns[:, t] = next_return
+    return returns

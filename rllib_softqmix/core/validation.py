@@ -59,6 +59,17 @@ def boolean(owner: str, key: str, value: Any) -> None:
         fail(owner, key, value, "must be true or false")
 
 
+def optional(check: Check) -> Check:
+    """None, or a value that passes ``check``."""
+    def checked(owner, key, value):
+        if value is not None:
+            try:
+                check(owner, key, value)
+            except ConfigError as error:
+                raise ConfigError(f"{error.args[0][:-1]} or null.") from None
+    return checked
+
+
 def integer(minimum: int) -> Check:
     def check(owner, key, value):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:

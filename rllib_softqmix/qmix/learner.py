@@ -45,9 +45,10 @@ class QMIXTorchLearner(TorchLearner):
         module = self.module[module_id].unwrapped()
         params = module.online_parameters()
         if config.optimizer_type == "adam":
-            optimizer = torch.optim.Adam(params)
+            optimizer = torch.optim.Adam(params, foreach=True)
         else:
-            optimizer = torch.optim.RMSprop(params, alpha=config.optim_alpha, eps=config.optim_eps)
+            optimizer = torch.optim.RMSprop(params, alpha=config.optim_alpha, eps=config.optim_eps,
+                                            foreach=True)
         self.register_optimizer(module_id=module_id, optimizer=optimizer, params=params,
                                 lr_or_lr_schedule=config.lr)
 
@@ -63,31 +64,34 @@ class QMIXTorchLearner(TorchLearner):
 
     def loss_terms(self, module, config, batch: Dict[str, Any], fwd_out: Dict[str, Any]
                    ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
-        """Loss terms (summed into the loss) and diagnostics (logged only)."""
-        q = fwd_out["q"]
+        """Loss terms (summed into the loss) and diagnostics (logged only).
+
+        Hooks may leave intermediate tensors in ``fwd_out`` for later hooks.
+        """
         mask = batch["mask"]
-        q_tot = self.joint_values(module, batch, q)
+        q_tot = self.joint_values(module, batch, fwd_out)
         with torch.no_grad():
-            values, bonus = self.bootstrap_values(module, config, batch, q)
+            values, bonus = self.bootstrap_values(module, config, batch, fwd_out)
             terminated = (batch["terminated"] if config.bootstrap_truncated_episodes
                           else last_valid_step(mask))
             targets = self.td_targets(config, batch, terminated, values, bonus)
         td_error = q_tot - targets
-        terms = {"td_loss": self.td_loss(config, td_error, mask, batch, fwd_out)}
+        terms = {"td_loss": self.td_loss(config, td_error, mask, fwd_out)}
         terms.update(self.extra_losses(module, config, batch, fwd_out, q_tot, td_error))
         stats = {
             "q_tot_mean": masked_mean(q_tot.detach(), mask),
             "target_mean": masked_mean(targets, mask),
             "td_error_abs_mean": masked_mean(td_error.detach().abs(), mask),
         }
+        stats.update(self.extra_stats(module, config, batch, fwd_out))
         return terms, stats
 
-    def joint_values(self, module, batch: Dict[str, Any], q: torch.Tensor) -> torch.Tensor:
+    def joint_values(self, module, batch: Dict[str, Any], fwd_out: Dict[str, Any]) -> torch.Tensor:
         """Q_tot [B, T] of the taken actions, t = 0..T-1."""
-        chosen = q[:, :-1].gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)
+        chosen = fwd_out["q"][:, :-1].gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)
         return module.mix(module.mixer, chosen, batch, slice(0, -1))
 
-    def bootstrap_values(self, module, config, batch: Dict[str, Any], q: torch.Tensor
+    def bootstrap_values(self, module, config, batch: Dict[str, Any], fwd_out: Dict[str, Any]
                          ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Double-Q bootstrap V_t = TargetMixer(Q_target(argmax_online), s_t), t = 0..T.
 
@@ -95,27 +99,35 @@ class QMIXTorchLearner(TorchLearner):
         """
         target_q = module.forward_target(batch)["target_q"]
         avail = batch["action_mask"]
-        best = greedy(q.detach() if config.double_q else target_q, avail)
+        best = greedy(fwd_out["q"].detach() if config.double_q else target_q, avail)
         chosen = target_q.gather(-1, best.unsqueeze(-1)).squeeze(-1)
         return module.mix(module._target_mixer, chosen, batch, slice(None)), None
 
     def td_targets(self, config, batch: Dict[str, Any], terminated: torch.Tensor,
                    values: torch.Tensor, bonus: Optional[torch.Tensor]) -> torch.Tensor:
+        return lambda_returns(self.rewards(config, batch), terminated, batch["mask"], values,
+                              config.gamma, config.td_lambda, bonus)
+
+    def rewards(self, config, batch: Dict[str, Any]) -> torch.Tensor:
+        """Team rewards [B, T], standardised with running statistics if configured."""
         rewards, mask = batch["rewards"], batch["mask"]
         if config.standardize_rewards:
             self._reward_stats.update(rewards[mask > 0])
             rewards = self._reward_stats.normalize(rewards)
-        return lambda_returns(rewards, terminated, mask, values, config.gamma, config.td_lambda,
-                              bonus)
+        return rewards
 
     def td_loss(self, config, td_error: torch.Tensor, mask: torch.Tensor,
-                batch: Dict[str, Any], fwd_out: Dict[str, Any]) -> torch.Tensor:
+                fwd_out: Dict[str, Any]) -> torch.Tensor:
         """sum m (scale delta^2) / sum m, scale 1/2 in pymarl2, 1 in classic PyMARL."""
         return config.td_loss_scale * masked_mean(td_error.pow(2), mask)
 
     def extra_losses(self, module, config, batch, fwd_out, q_tot, td_error
                      ) -> Dict[str, torch.Tensor]:
         """Additional loss terms of an algorithm built on QMIX (none for QMIX)."""
+        return {}
+
+    def extra_stats(self, module, config, batch, fwd_out) -> Dict[str, torch.Tensor]:
+        """Additional diagnostics to log (none for QMIX)."""
         return {}
 
     def _raise_if_not_finite(self, config, tensors: Dict[str, torch.Tensor]) -> None:
@@ -127,6 +139,21 @@ class QMIXTorchLearner(TorchLearner):
                     f"step {self._timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, '?')}; the update "
                     f"was not applied. Lower lr, check the env's rewards and observations for "
                     f"NaN/inf, or keep grad_clip set.")
+
+    def apply_gradients(self, gradients_dict) -> None:
+        """Sets the gradients and steps the optimizers, after one fused finiteness check.
+
+        RLlib's version checks every tensor twice and zeroes non-finite gradients with a
+        warning; here a non-finite gradient stops training with NonFiniteLossError.
+        """
+        grads = [grad for grad in gradients_dict.values() if grad is not None]
+        if grads and not torch.stack(torch._foreach_norm(grads)).isfinite().all():
+            self._raise_if_not_finite(self.config, {"gradient": torch.tensor(float("nan"))})
+        for param_ref, grad in gradients_dict.items():
+            self._params[param_ref].grad = grad
+        for module_id, optimizer_names in self._module_optimizers.items():
+            for optimizer_name in optimizer_names:
+                self.get_optimizer(module_id, optimizer_name).step()
 
     # ---- around each gradient step -----------------------------------------
     def before_gradient_based_update(self, *, timesteps: Dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ Batches:
 
 from typing import Any, Dict, List, Tuple
 
+import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.utils import make_target_network
@@ -79,6 +80,10 @@ class QMIXTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
     def _forward_train(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
         return {"q": self.unroll(self.agent, batch)}
 
+    def utilities(self, q: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """The per-action values the mixer combines: Q itself in QMIX."""
+        return q
+
     def mix(self, mixer: torch.nn.Module, agent_qs: torch.Tensor, batch: Dict[str, Any],
             time: slice) -> torch.Tensor:
         """Q_tot [B, T'] of ``mixer`` for agent_qs [B, T', N] at the steps ``time``."""
@@ -131,3 +136,33 @@ class QMIXTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
     def _forward_exploration(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
         epsilon = self.epsilon(int(batch.get(TIMESTEP, 0)))
         return self._act(batch, lambda q, avail: epsilon_greedy(q, avail, epsilon))
+
+    def exploration_probabilities(self, q: torch.Tensor, states: torch.Tensor, avail: torch.Tensor,
+                                  timestep: int) -> torch.Tensor:
+        """Each agent's acting distribution [..., N, A]: epsilon-greedy over available actions."""
+        epsilon = self.epsilon(timestep)
+        uniform = avail / avail.sum(-1, keepdim=True)
+        best = F.one_hot(greedy(q, avail), self.n_actions).to(q.dtype)
+        return (1.0 - epsilon) * best + epsilon * uniform
+
+    @torch.no_grad()
+    def first_step_diagnostics(self, observation: Dict[str, np.ndarray], timestep: int
+                               ) -> Dict[str, List]:
+        """At a first team observation: each agent's Q [N, A], acting probabilities [N, A]
+        and, for two agents, Q_tot of every joint action [A, A] (the matrix-game table)."""
+        batch = {Columns.OBS: {key: torch.as_tensor(value).unsqueeze(0)
+                               for key, value in observation.items()},
+                 Columns.STATE_IN: {key: value.unsqueeze(0)
+                                    for key, value in self.get_initial_state().items()}}
+        q, _ = self.step_utilities(batch)
+        states, avail = batch[Columns.OBS]["state"], batch[Columns.OBS]["action_mask"]
+        result = {"agent_q": q[0].tolist(),
+                  "action_probabilities": self.exploration_probabilities(q, states, avail, timestep)[0].tolist()}
+        if self.n_agents == 2 and not self.inference_only:
+            values = self.utilities(q, states)[0]
+            first, second = torch.meshgrid(torch.arange(self.n_actions), torch.arange(self.n_actions),
+                                           indexing="ij")
+            joint = torch.stack([values[0, first.reshape(-1)], values[1, second.reshape(-1)]], -1)
+            q_tot = self.mixer(joint, states.expand(joint.shape[0], -1))
+            result["q_tot_table"] = q_tot.reshape(self.n_actions, self.n_actions).tolist()
+        return result
