@@ -59,7 +59,8 @@ class QMixer(nn.Module):
 
     def forward(self, agent_qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         w = self.mixing_weights(states)
-        hidden = F.elu(torch.einsum("...n,...ne->...e", agent_qs, w.w1) + w.b1)
+        # A broadcast product, not einsum: einsum lowers to batched 1xN @ NxE matmuls (slow).
+        hidden = F.elu((agent_qs.unsqueeze(-1) * w.w1).sum(-2) + w.b1)
         return (hidden * w.w2).sum(-1) + w.v
 
 

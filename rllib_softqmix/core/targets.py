@@ -40,19 +40,21 @@ def lambda_returns(rewards: torch.Tensor, terminated: torch.Tensor, mask: torch.
     Returns:
         [B, T] targets.
     """
+    # Unrolled, the recursion is G_t = sum_{k >= t} (gamma lambda)^(k - t) x_k within an
+    # episode, with x_k = r_k + gamma (1 - d_k) [E_{k+1} + (1 - lambda) V_{k+1}] and, on the
+    # last step only, the bootstrap's remaining lambda gamma (1 - d_k) V_{k+1}; one matmul.
     last = last_valid_step(mask)
+    continuing = gamma * (1.0 - terminated)
+    next_values = values[:, 1:]
+    x = rewards + continuing * ((1.0 - td_lambda) + td_lambda * last) * next_values
+    if bonus is not None:
+        x = x + continuing * bonus[:, 1:]
     steps = rewards.shape[1]
-    returns = torch.zeros_like(rewards)
-    next_return = torch.zeros_like(rewards[:, 0])
-    for t in reversed(range(steps)):
-        next_value = values[:, t + 1]
-        mixed = torch.where(last[:, t] > 0, next_value,
-                            (1.0 - td_lambda) * next_value + td_lambda * next_return)
-        if bonus is not None:
-            mixed = mixed + bonus[:, t + 1]
-        next_return = (rewards[:, t] + gamma * (1.0 - terminated[:, t]) * mixed) * mask[:, t]
-        returns[:, t] = next_return
-    return returns
+    offsets = torch.arange(steps, device=rewards.device, dtype=rewards.dtype)
+    powers = offsets[:, None] - offsets[None, :]  # k - t
+    discount = torch.where(powers >= 0, (gamma * td_lambda) ** powers.clamp(min=0),
+                           torch.zeros((), dtype=rewards.dtype, device=rewards.device))
+    return (x * mask) @ discount
 
 
 def release_soft_lambda_returns(rewards: torch.Tensor, terminated: torch.Tensor, mask: torch.Tensor,
