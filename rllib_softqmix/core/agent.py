@@ -52,7 +52,7 @@ class AgentNetwork(nn.Module):
     """
 
     def __init__(self, input_dim: int, n_actions: int, hidden_dim: int = 64,
-                 recurrent: bool = True):
+                 recurrent: bool = True, with_head: bool = True):
         super().__init__()
         self.hidden_dim = hidden_dim
         self.recurrent = recurrent
@@ -61,7 +61,8 @@ class AgentNetwork(nn.Module):
             self.rnn = nn.GRU(hidden_dim, hidden_dim, batch_first=True)
         else:
             self.fc_hidden = nn.Linear(hidden_dim, hidden_dim)
-        self.fc2 = nn.Linear(hidden_dim, n_actions)
+        if with_head:  # MAVEN replaces the head with a hypernetwork of its latent
+            self.fc2 = nn.Linear(hidden_dim, n_actions)
 
     def initial_hidden(self, *batch_shape: int) -> torch.Tensor:
         """Zero hidden state, [*batch_shape, H] (the MLP agent ignores it)."""

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-MIXERS = ("qmix", "vdn")
+MIXERS = ("qmix", "vdn", "qmix_simple")
 
 
 def hypernetwork(in_dim: int, out_dim: int, hidden_dim: int, layers: int) -> nn.Module:
@@ -64,6 +64,27 @@ class QMixer(nn.Module):
         return (hidden * w.w2).sum(-1) + w.v
 
 
+class QMixSimpleMixer(nn.Module):
+    """QMIX-simple: Q_tot = |w2(s)| ELU(|w1(s)| sum_i Q_i + b1(s)) + V(s) (spec 3.4).
+
+    A monotone mixer that gives every agent the same credit dQ_tot/dQ_i (the GRE
+    paper's equal-credit control): w1, w2 Linear(S, H)-ReLU-Linear(H, 1), b1 Linear(S, 1),
+    V Linear(S, E)-ReLU-Linear(E, 1).
+    """
+
+    def __init__(self, state_dim: int, embed_dim: int = 32, hypernet_embed: int = 64):
+        super().__init__()
+        self.hyper_w1 = hypernetwork(state_dim, 1, hypernet_embed, 2)
+        self.hyper_b1 = nn.Linear(state_dim, 1)
+        self.hyper_w2 = hypernetwork(state_dim, 1, hypernet_embed, 2)
+        self.hyper_v = nn.Sequential(nn.Linear(state_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, 1))
+
+    def forward(self, agent_qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        total = agent_qs.sum(-1, keepdim=True)
+        hidden = F.elu(self.hyper_w1(states).abs() * total + self.hyper_b1(states))
+        return (self.hyper_w2(states).abs() * hidden + self.hyper_v(states)).squeeze(-1)
+
+
 class VDNMixer(nn.Module):
     """VDN: Q_tot = sum_i Q_i; the state is not used."""
 
@@ -77,4 +98,6 @@ def make_mixer(name: str, n_agents: int, state_dim: int, *, embed_dim: int,
         return QMixer(n_agents, state_dim, embed_dim, hypernet_embed, hypernet_layers)
     if name == "vdn":
         return VDNMixer()
+    if name == "qmix_simple":
+        return QMixSimpleMixer(state_dim, embed_dim, hypernet_embed)
     raise ValueError(f"Unknown mixer {name!r}; choose one of {MIXERS}.")

@@ -35,3 +35,32 @@ class RunningMeanStd:
         self.mean = torch.tensor(state["mean"], dtype=torch.float64)
         self.var = torch.tensor(state["var"], dtype=torch.float64)
         self.count = state["count"]
+
+
+class RunningHistogram:
+    """Counts of values in [0, 1] in fixed bins, for percentiles over a whole run."""
+
+    def __init__(self, bins: int = 1000):
+        self.counts = torch.zeros(bins, dtype=torch.float64)
+
+    def add(self, values: torch.Tensor) -> None:
+        bins = self.counts.numel()
+        index = (values.detach().reshape(-1).clamp(0.0, 1.0) * bins).long().clamp(max=bins - 1)
+        self.counts += torch.bincount(index, minlength=bins).to(torch.float64)
+
+    def percentiles(self, quantiles) -> Dict[float, float]:
+        """For each quantile, the upper edge of the bin it falls in (values are at most
+        this, and exact 1.0 reads as 1.0)."""
+        total = float(self.counts.sum())
+        if total == 0:
+            return {quantile: float("nan") for quantile in quantiles}
+        cumulative = self.counts.cumsum(0) / total
+        bins = self.counts.numel()
+        return {quantile: (int(torch.searchsorted(cumulative, quantile)) + 1) / bins
+                for quantile in quantiles}
+
+    def get_state(self) -> Dict[str, list]:
+        return {"counts": self.counts.tolist()}
+
+    def set_state(self, state: Dict[str, list]) -> None:
+        self.counts = torch.tensor(state["counts"], dtype=torch.float64)

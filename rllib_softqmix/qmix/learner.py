@@ -9,7 +9,7 @@ MAVEN add or replace terms without copying it:
                 ->  {"td_loss": ..., **extra_losses}   (``extra_losses``)
 """
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
@@ -17,10 +17,12 @@ from ray.rllib.core.learner.utils import update_target_network
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_EPISODES_LIFETIME
 
 from rllib_softqmix.core.action_selection import greedy
-from rllib_softqmix.core.running_stats import RunningMeanStd
+from rllib_softqmix.core.credit import normalized_entropy
+from rllib_softqmix.core.running_stats import RunningHistogram, RunningMeanStd
 from rllib_softqmix.core.targets import lambda_returns, last_valid_step
 
 TRAINING_ITERATION = "training_iteration"
+CREDIT_PERCENTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -29,6 +31,11 @@ class NonFiniteLossError(FloatingPointError):
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def chosen_local_q(batch: Dict[str, Any], fwd_out: Dict[str, Any]) -> torch.Tensor:
+    """Each agent's local Q of its taken action, [B, T, N] for t = 0..T-1."""
+    return fwd_out["q"][:, :-1].gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)
 
 
 class QMIXTorchLearner(TorchLearner):
@@ -40,10 +47,11 @@ class QMIXTorchLearner(TorchLearner):
         self.module.foreach_module(lambda module_id, module: module.make_target_networks())
         self._last_target_update_episode = 0
         self._reward_stats = RunningMeanStd()
+        self._credit_histogram = RunningHistogram()
 
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
         module = self.module[module_id].unwrapped()
-        params = module.online_parameters()
+        params = self.td_parameters(module)
         if config.optimizer_type == "adam":
             optimizer = torch.optim.Adam(params, foreach=True)
         else:
@@ -51,6 +59,10 @@ class QMIXTorchLearner(TorchLearner):
                                             foreach=True)
         self.register_optimizer(module_id=module_id, optimizer=optimizer, params=params,
                                 lr_or_lr_schedule=config.lr)
+
+    def td_parameters(self, module) -> List[torch.nn.Parameter]:
+        """The parameters of the main optimiser: all but the target copies."""
+        return module.online_parameters()
 
     # ---- the loss -----------------------------------------------------------
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out) -> torch.Tensor:
@@ -74,7 +86,7 @@ class QMIXTorchLearner(TorchLearner):
             values, bonus = self.bootstrap_values(module, config, batch, fwd_out)
             terminated = (batch["terminated"] if config.bootstrap_truncated_episodes
                           else last_valid_step(mask))
-            targets = self.td_targets(config, batch, terminated, values, bonus)
+            targets = self.td_targets(config, batch, fwd_out, terminated, values, bonus)
         td_error = q_tot - targets
         terms = {"td_loss": self.td_loss(config, td_error, mask, fwd_out)}
         terms.update(self.extra_losses(module, config, batch, fwd_out, q_tot, td_error))
@@ -84,12 +96,12 @@ class QMIXTorchLearner(TorchLearner):
             "td_error_abs_mean": masked_mean(td_error.detach().abs(), mask),
         }
         stats.update(self.extra_stats(module, config, batch, fwd_out))
+        stats.update(self.credit_stats(module, batch, fwd_out))
         return terms, stats
 
     def joint_values(self, module, batch: Dict[str, Any], fwd_out: Dict[str, Any]) -> torch.Tensor:
         """Q_tot [B, T] of the taken actions, t = 0..T-1."""
-        chosen = fwd_out["q"][:, :-1].gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)
-        return module.mix(module.mixer, chosen, batch, slice(0, -1))
+        return module.joint_value(chosen_local_q(batch, fwd_out), batch, slice(0, -1))
 
     def bootstrap_values(self, module, config, batch: Dict[str, Any], fwd_out: Dict[str, Any]
                          ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -103,12 +115,13 @@ class QMIXTorchLearner(TorchLearner):
         chosen = target_q.gather(-1, best.unsqueeze(-1)).squeeze(-1)
         return module.mix(module._target_mixer, chosen, batch, slice(None)), None
 
-    def td_targets(self, config, batch: Dict[str, Any], terminated: torch.Tensor,
-                   values: torch.Tensor, bonus: Optional[torch.Tensor]) -> torch.Tensor:
-        return lambda_returns(self.rewards(config, batch), terminated, batch["mask"], values,
-                              config.gamma, config.td_lambda, bonus)
+    def td_targets(self, config, batch: Dict[str, Any], fwd_out: Dict[str, Any],
+                   terminated: torch.Tensor, values: torch.Tensor,
+                   bonus: Optional[torch.Tensor]) -> torch.Tensor:
+        return lambda_returns(self.rewards(config, batch, fwd_out), terminated, batch["mask"],
+                              values, config.gamma, config.td_lambda, bonus)
 
-    def rewards(self, config, batch: Dict[str, Any]) -> torch.Tensor:
+    def rewards(self, config, batch: Dict[str, Any], fwd_out: Dict[str, Any]) -> torch.Tensor:
         """Team rewards [B, T], standardised with running statistics if configured."""
         rewards, mask = batch["rewards"], batch["mask"]
         if config.standardize_rewards:
@@ -129,6 +142,33 @@ class QMIXTorchLearner(TorchLearner):
     def extra_stats(self, module, config, batch, fwd_out) -> Dict[str, torch.Tensor]:
         """Additional diagnostics to log (none for QMIX)."""
         return {}
+
+    def credit_gradients(self, module, batch: Dict[str, Any], fwd_out: Dict[str, Any],
+                         create_graph: bool = False) -> torch.Tensor:
+        """dQ_tot/dQ_i [B, T, N] at the taken actions, by autograd through ``joint_value``.
+
+        The local Q are detached leaves, so a loss on these gradients (with
+        ``create_graph``) reaches only the parameters between local Q and Q_tot.
+        """
+        leaf = chosen_local_q(batch, fwd_out).detach().requires_grad_(True)
+        with torch.enable_grad():
+            q_tot = module.joint_value(leaf, batch, slice(0, -1))
+            (gradients,) = torch.autograd.grad(q_tot.sum(), leaf, create_graph=create_graph)
+        return gradients
+
+    def credit_stats(self, module, batch: Dict[str, Any], fwd_out: Dict[str, Any]
+                     ) -> Dict[str, torch.Tensor]:
+        """The normalised gradient entropy of the credit (GRE paper eq. 6-8): this batch's
+        masked mean, and percentiles over every valid step trained on in this run."""
+        entropy = fwd_out.get("credit_entropy")
+        if entropy is None:
+            entropy = normalized_entropy(self.credit_gradients(module, batch, fwd_out))
+        entropy, mask = entropy.detach(), batch["mask"]
+        self._credit_histogram.add(entropy[mask > 0])
+        run = self._credit_histogram.percentiles(CREDIT_PERCENTILES)
+        return {"credit_entropy_mean": masked_mean(entropy, mask),
+                **{f"credit_entropy_run_p{round(q * 100):02d}": torch.tensor(value)
+                   for q, value in run.items()}}
 
     def _raise_if_not_finite(self, config, tensors: Dict[str, torch.Tensor]) -> None:
         for name, tensor in tensors.items():
@@ -179,6 +219,7 @@ class QMIXTorchLearner(TorchLearner):
         state = super().get_state(*args, **kwargs)
         state["last_target_update_episode"] = self._last_target_update_episode
         state["reward_stats"] = self._reward_stats.get_state()
+        state["credit_histogram"] = self._credit_histogram.get_state()
         return state
 
     def set_state(self, state) -> None:
@@ -187,4 +228,6 @@ class QMIXTorchLearner(TorchLearner):
             self._last_target_update_episode = state["last_target_update_episode"]
         if "reward_stats" in state:
             self._reward_stats.set_state(state["reward_stats"])
+        if "credit_histogram" in state:
+            self._credit_histogram.set_state(state["credit_histogram"])
 

@@ -84,10 +84,20 @@ class QMIXTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         """The per-action values the mixer combines: Q itself in QMIX."""
         return q
 
+    def mixer_states(self, batch: Dict[str, Any], time: slice) -> torch.Tensor:
+        """What the mixer's hypernetworks see at the steps ``time``: the global state [B, T', S]."""
+        return batch["state"][:, time]
+
     def mix(self, mixer: torch.nn.Module, agent_qs: torch.Tensor, batch: Dict[str, Any],
             time: slice) -> torch.Tensor:
         """Q_tot [B, T'] of ``mixer`` for agent_qs [B, T', N] at the steps ``time``."""
-        return mixer(agent_qs, batch["state"][:, time])
+        return mixer(agent_qs, self.mixer_states(batch, time))
+
+    def joint_value(self, chosen_q: torch.Tensor, batch: Dict[str, Any], time: slice) -> torch.Tensor:
+        """Q_tot [B, T'] from the chosen local Q [B, T', N], through ``utilities`` (Soft-QMIX's
+        g) and the online mixer: the map whose gradient is each agent's credit."""
+        states = batch["state"][:, time]
+        return self.mix(self.mixer, self.utilities(chosen_q, states), batch, time)
 
     # ---- target networks (TargetNetworkAPI) -------------------------------
     def make_target_networks(self) -> None:
@@ -154,7 +164,7 @@ class QMIXTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
                                for key, value in observation.items()},
                  Columns.STATE_IN: {key: value.unsqueeze(0)
                                     for key, value in self.get_initial_state().items()}}
-        q, _ = self.step_utilities(batch)
+        q, state_out = self.step_utilities(batch)
         states, avail = batch[Columns.OBS]["state"], batch[Columns.OBS]["action_mask"]
         result = {"agent_q": q[0].tolist(),
                   "action_probabilities": self.exploration_probabilities(q, states, avail, timestep)[0].tolist()}
@@ -163,6 +173,9 @@ class QMIXTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
             first, second = torch.meshgrid(torch.arange(self.n_actions), torch.arange(self.n_actions),
                                            indexing="ij")
             joint = torch.stack([values[0, first.reshape(-1)], values[1, second.reshape(-1)]], -1)
-            q_tot = self.mixer(joint, states.expand(joint.shape[0], -1))
+            # Every joint action as one time step of a one-episode batch.
+            table_batch = {"state": states.unsqueeze(1).expand(1, joint.shape[0], -1),
+                           **{key: state_out[key] for key in self.EPISODE_CONSTANTS}}
+            q_tot = self.mix(self.mixer, joint.unsqueeze(0), table_batch, slice(None))
             result["q_tot_table"] = q_tot.reshape(self.n_actions, self.n_actions).tolist()
         return result

@@ -1,0 +1,66 @@
+"""MAVEN's networks (spec 4.1-4.4), as plain nn.Modules.
+
+Shapes: B batch, T time, N agents, A actions, H hidden, S state, Z = noise_dim; a
+latent z is a one-hot [..., Z], fixed for a whole episode.
+"""
+
+from typing import Tuple
+
+import torch
+from torch import nn
+
+from rllib_softqmix.core.agent import AgentNetwork
+
+
+class NoiseConditionedAgent(nn.Module):
+    """QMIX's agent trunk with a Q head that is a hypernetwork of (z, agent id) (spec 4.2).
+
+    W_i = Linear(Z + N -> H * A)([z ; onehot(i)]) reshaped to (A, H); Q_i = W_i h (no bias).
+    """
+
+    def __init__(self, input_dim: int, n_actions: int, hidden_dim: int, recurrent: bool,
+                 n_agents: int, noise_dim: int):
+        super().__init__()
+        self.n_agents, self.n_actions, self.hidden_dim = n_agents, n_actions, hidden_dim
+        self.trunk = AgentNetwork(input_dim, n_actions, hidden_dim, recurrent, with_head=False)
+        self.hyper_head = nn.Linear(noise_dim + n_agents, hidden_dim * n_actions)
+
+    def initial_hidden(self, *batch_shape: int) -> torch.Tensor:
+        return self.trunk.initial_hidden(*batch_shape)
+
+    def forward(self, inputs: torch.Tensor, hidden: torch.Tensor, z: torch.Tensor
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """inputs [B, T, N, I], hidden [B, N, H], z [B, Z] -> (Q [B, T, N, A], hidden [B, N, H])."""
+        features, hidden = self.trunk.features(inputs, hidden)
+        batch, n_agents = z.shape[0], self.n_agents
+        ids = torch.eye(n_agents, dtype=z.dtype, device=z.device).expand(batch, n_agents, n_agents)
+        head_input = torch.cat([z.unsqueeze(1).expand(batch, n_agents, z.shape[-1]), ids], -1)
+        weights = self.hyper_head(head_input).view(batch, 1, n_agents, self.n_actions, self.hidden_dim)
+        return (weights * features.unsqueeze(-2)).sum(-1), hidden
+
+
+class ZPolicy(nn.Module):
+    """pi_z(z | s_0) = softmax(Linear(128 -> Z)(ReLU(Linear(S -> 128)(s_0)))) (spec 4.1)."""
+
+    def __init__(self, state_dim: int, noise_dim: int, hidden: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(state_dim, hidden), nn.ReLU(), nn.Linear(hidden, noise_dim))
+
+    def forward(self, initial_states: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities [..., Z]."""
+        return torch.log_softmax(self.net(initial_states), dim=-1)
+
+
+class Discriminator(nn.Module):
+    """Linear(in -> D)-ReLU, (layers - 1) x [Linear(D -> D)-ReLU], Linear(D -> Z): logits of z."""
+
+    def __init__(self, input_dim: int, noise_dim: int, size: int, layers: int):
+        super().__init__()
+        modules = [nn.Linear(input_dim, size), nn.ReLU()]
+        for _ in range(layers - 1):
+            modules += [nn.Linear(size, size), nn.ReLU()]
+        modules.append(nn.Linear(size, noise_dim))
+        self.net = nn.Sequential(*modules)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
