@@ -34,13 +34,15 @@ import rllib_softqmix as rq  # noqa: E402
 EPYMARL_ENV_STEPS_PER_S = {"gru": 230.0, "mlp": 350.0}
 
 
-def build(agent_network: str, seed: int, steps_per_iteration: int, **overrides):
+def build(agent_network: str, seed: int, steps_per_iteration: int, config_class=rq.QMIXConfig,
+          env: str = "mpe_spread", env_config: dict = None, **overrides):
+    """EPyMARL's default QMIX setting (or ``overrides`` of it) for ``config_class`` on ``env``."""
     settings = dict(agent_network=agent_network, rnn_hidden_dim=64, train_batch_size_episodes=32,
                     replay_buffer_capacity=5000, episodes_per_train_step=1,
                     gradient_steps_per_train_step=1, target_update_interval_episodes=200,
                     epsilon_anneal_time=50000)
     settings.update(overrides)
-    config = (rq.QMIXConfig().environment("mpe_spread").training(**settings)
+    config = (config_class().environment(env, env_config=env_config or {}).training(**settings)
               .env_runners(num_envs_per_env_runner=1)
               .reporting(min_sample_timesteps_per_iteration=steps_per_iteration)
               .debugging(seed=seed))

@@ -153,3 +153,34 @@ def test_gre_needs_the_qmix_mixer():
     with pytest.raises(ConfigError, match="mixer"):
         QMIXGREConfig().environment("mpe_spread").training(mixer="vdn").validate()
     QMIXGREConfig().environment("mpe_spread").training(mixer="vdn", gre_lambda=0.0).validate()
+
+
+def final_credit_entropy_and_greedy_return(seed, gre_lambda):
+    config = (QMIXGREConfig().environment("m_step_matrix", env_config={"m": 4})
+              .training(train_batch_size_episodes=32, replay_buffer_capacity=500,
+                        episodes_per_train_step=8, epsilon_anneal_time=2000, gre_lambda=gre_lambda)
+              .reporting(min_sample_timesteps_per_iteration=1000).debugging(seed=seed))
+    algo = config.build_algo()
+    for _ in range(6):
+        result = algo.train()
+    episodes = algo.env_runner.sample(num_episodes=8, explore=False)
+    algo.stop()
+    return (result["learners"]["team"]["credit_entropy_mean"],
+            float(np.mean([episode.get_return() for episode in episodes])))
+
+
+def test_gre_makes_credit_clearly_more_discriminative_without_losing_return(ray_session):
+    """QMIX is QMIX-GRE with lambda 0 (the same classic-PyMARL learner, as in the paper).
+    m-step game (m = 4), 6000 env steps, seeds 0 and 1. Measured final mean credit
+    entropy: QMIX 0.996 / 1.000, QMIX-GRE (lambda 0.1) 0.667 / 0.910, lambda 1.0: 0.04;
+    greedy return 4 (the decoy) for all. At the paper's lambda 1e-3 the entropy does not
+    move measurably within CI budgets (README), so this uses 0.1 to test the mechanism."""
+    gre_entropies = []
+    for seed in (0, 1):
+        qmix_entropy, qmix_return = final_credit_entropy_and_greedy_return(seed, 0.0)
+        gre_entropy, gre_return = final_credit_entropy_and_greedy_return(seed, 0.1)
+        assert qmix_entropy > 0.98
+        assert gre_entropy < qmix_entropy - 0.05
+        assert gre_return >= qmix_return
+        gre_entropies.append(gre_entropy)
+    assert np.mean(gre_entropies) < 0.9
