@@ -38,7 +38,7 @@ class MAVEN(QMIX):
         states, z, returns = (np.asarray(part) for part in zip(*self._z_buffer))
         results = self.learner_group.foreach_learner(
             lambda learner: learner.update_z_policy(states[index], z[index], returns[index],
-                                                    config.entropy_scaling))
+                                                    config.entropy_scaling, config.z_entropy_bonus))
         self.metrics.log_dict(next(iter(results)).get(), window=1)
         self.sync_env_runner_weights()
 

@@ -19,6 +19,7 @@ from rllib_softqmix.qmix.config import QMIXConfig, set_provided
 
 Z_POLICIES = ("uniform", "learned")
 TEST_Z = ("policy", "uniform")
+Z_ENTROPY_BONUSES = ("exact", "release_sampled")
 
 
 class MAVENConfig(QMIXConfig):
@@ -42,6 +43,7 @@ class MAVENConfig(QMIXConfig):
         self.bandit_batch = 64
         self.bandit_buffer = 512
         self.entropy_scaling = 0.001
+        self.z_entropy_bonus = "exact"
         # Classic PyMARL QMIX with MAVEN's mixer.
         self.td_lambda = 0.0
         self.td_loss_scale = 1.0
@@ -70,6 +72,7 @@ class MAVENConfig(QMIXConfig):
         bandit_batch: Optional[int] = NotProvided,
         bandit_buffer: Optional[int] = NotProvided,
         entropy_scaling: Optional[float] = NotProvided,
+        z_entropy_bonus: Optional[str] = NotProvided,
         **kwargs,
     ) -> "MAVENConfig":
         """MAVEN settings, plus every QMIXConfig.training() setting.
@@ -94,7 +97,12 @@ class MAVENConfig(QMIXConfig):
             bandit_iters: REINFORCE steps of pi_z after every training rollout.
             bandit_batch: (s_0, z, return) samples per step, drawn with replacement.
             bandit_buffer: how many of the latest episodes' (s_0, z, return) are kept.
-            entropy_scaling: weight >= 0 of pi_z's (sampled) entropy bonus.
+            entropy_scaling: weight >= 0 of pi_z's entropy bonus.
+            z_entropy_bonus: "exact" (default): the bonus is the entropy of
+                pi_z(. | s_0) of each sample, so it pulls pi_z towards uniform.
+                "release_sampled": the release's term, minus the log-probability of the
+                buffered z; on-policy its expected gradient is zero, so it acts only as
+                a constant subtracted from the returns (spec 4.1). For exact reproduction.
         """
         set_provided(self, locals())
         return super().training(**kwargs)
@@ -133,6 +141,7 @@ class MAVENConfig(QMIXConfig):
         "bandit_batch": integer(1),
         "bandit_buffer": integer(1),
         "entropy_scaling": number(0.0),
+        "z_entropy_bonus": choice(Z_ENTROPY_BONUSES),
     }
 
     def validate_settings(self) -> None:

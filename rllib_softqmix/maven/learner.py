@@ -30,7 +30,7 @@ class MAVENTorchLearner(QMIXTorchLearner):
         super().configure_optimizers_for_module(module_id, config)
         params = list(self.module[module_id].unwrapped().z_policy.parameters())
         self.register_optimizer(module_id=module_id, optimizer_name=Z_POLICY_OPTIMIZER,
-                                optimizer=torch.optim.Adam(params), params=params,
+                                optimizer=torch.optim.Adam(params, fused=True), params=params,
                                 lr_or_lr_schedule=config.lr)
 
     # ---- the mutual-information loss ------------------------------------------
@@ -87,22 +87,23 @@ class MAVENTorchLearner(QMIXTorchLearner):
 
     # ---- the latent policy ----------------------------------------------------------
     def update_z_policy(self, initial_states: np.ndarray, z_index: np.ndarray, returns: np.ndarray,
-                        entropy_scaling: float) -> Dict[str, float]:
-        """REINFORCE steps on pi_z, one per batch [K, M, ...] (spec 4.1): minimise
-        -sum_j R_j log pi(z_j|s_0j) + entropy_scaling * sum_j log pi(z_j|s_0j),
-        summed over the M samples, no baseline, raw returns (as released)."""
-        module = self.module[TEAM].unwrapped()
+                        entropy_scaling: float, entropy_bonus: str = "exact") -> Dict[str, float]:
+        """REINFORCE steps on pi_z, one per batch [K, M, ...] (spec 4.1), summed over the M
+        samples, no baseline, raw returns (as released). Each step minimises
+        -sum_j R_j log pi(z_j|s_0j) - entropy_scaling * sum_j H(pi(.|s_0j))     ("exact"), or
+        -sum_j R_j log pi(z_j|s_0j) + entropy_scaling * sum_j log pi(z_j|s_0j)  ("release_sampled").
+        """
+        policy = self.module[TEAM].unwrapped().z_policy
         optimizer = self.get_optimizer(TEAM, Z_POLICY_OPTIMIZER)
-        states, z, rewards = (torch.as_tensor(a) for a in (initial_states, z_index, returns))
-        losses = []
+        states = torch.as_tensor(initial_states, dtype=torch.float32)
+        z = torch.as_tensor(z_index, dtype=torch.long)
+        rewards = torch.as_tensor(returns, dtype=torch.float32)
+        losses = torch.empty(states.shape[0])
         for step in range(states.shape[0]):
-            log_pi = module.z_policy(states[step].float()).gather(-1, z[step].long().unsqueeze(-1)).squeeze(-1)
-            loss = -(rewards[step].float() * log_pi).sum() + entropy_scaling * log_pi.sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            losses[step] = policy.set_reinforce_gradients(states[step], z[step], rewards[step],
+                                                          entropy_scaling, entropy_bonus == "exact")
             optimizer.step()
-            losses.append(loss.item())
         with torch.no_grad():
-            log_probs = module.z_policy(states.reshape(-1, states.shape[-1]).float())
+            log_probs = policy(states.reshape(-1, states.shape[-1]))
             entropy = -(log_probs.exp() * log_probs).sum(-1).mean().item()
-        return {"z_policy_loss": float(np.mean(losses)), "z_policy_entropy": entropy}
+        return {"z_policy_loss": losses.mean().item(), "z_policy_entropy": entropy}

@@ -50,6 +50,42 @@ class ZPolicy(nn.Module):
         """Log-probabilities [..., Z]."""
         return torch.log_softmax(self.net(initial_states), dim=-1)
 
+    @torch.no_grad()
+    def set_reinforce_gradients(self, states: torch.Tensor, z: torch.Tensor, returns: torch.Tensor,
+                                entropy_scaling: float, exact_entropy: bool) -> torch.Tensor:
+        """Writes into .grad the gradient of one REINFORCE step's loss (spec 4.1) on
+        states [M, S], z [M] (indices), returns [M], and returns the loss:
+
+            L = -sum_j R_j log pi(z_j|s_j) - entropy_scaling * sum_j H(pi(.|s_j))   (exact)
+            L = -sum_j (R_j - entropy_scaling) log pi(z_j|s_j)                   (release)
+
+        Backpropagated by hand: dL/dlogits = -R (onehot - p) [+ c p (log p + H) | + c (onehot - p)],
+        then through the two layers. Autograd's graph bookkeeping cost ~5x more on these
+        tiny tensors, and pi_z takes 100 such steps per episode in the paper's run.
+        """
+        first, _, last = self.net
+        pre_activation = torch.addmm(first.bias, states, first.weight.t())
+        hidden = pre_activation.clamp_min(0.0)
+        log_probs = torch.log_softmax(torch.addmm(last.bias, hidden, last.weight.t()), dim=-1)
+        probs = log_probs.exp()
+        chosen = torch.zeros_like(probs).scatter_(-1, z.unsqueeze(-1), 1.0)
+        log_pi = log_probs.gather(-1, z.unsqueeze(-1)).squeeze(-1)
+        if exact_entropy:
+            entropy = -(probs * log_probs).sum(-1, keepdim=True)
+            grad_logits = (-returns.unsqueeze(-1) * (chosen - probs)
+                           + entropy_scaling * probs * (log_probs + entropy))
+            loss = -(returns * log_pi).sum() - entropy_scaling * entropy.sum()
+        else:
+            weight = (returns - entropy_scaling).unsqueeze(-1)
+            grad_logits = -weight * (chosen - probs)
+            loss = -(weight.squeeze(-1) * log_pi).sum()
+        last.weight.grad = grad_logits.t() @ hidden
+        last.bias.grad = grad_logits.sum(0)
+        grad_hidden = (grad_logits @ last.weight) * (pre_activation > 0)
+        first.weight.grad = grad_hidden.t() @ states
+        first.bias.grad = grad_hidden.sum(0)
+        return loss
+
 
 class Discriminator(nn.Module):
     """Linear(in -> D)-ReLU, (layers - 1) x [Linear(D -> D)-ReLU], Linear(D -> Z): logits of z."""
