@@ -4,11 +4,15 @@ A name maps to a factory of a PettingZoo ParallelEnv plus TeamEnv defaults. Ever
 ``env_config`` key must be a parameter of that factory or of TeamEnv; anything else
 is an error naming the key and the accepted ones. Names are also registered with
 Tune, so remote workers and other RLlib algorithms can build them.
+
+An env that is expensive to build (StarCraft II) is registered with
+``check_requirements``: config validation then checks its keys and calls that function,
+which raises EnvDependencyError if something it needs is missing, instead of building it.
 """
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from pettingzoo import ParallelEnv
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
@@ -23,11 +27,16 @@ class UnknownEnvError(ValueError):
     """The env name is not registered."""
 
 
+class EnvDependencyError(ImportError):
+    """A package or program that the env needs is missing; the message says how to install it."""
+
+
 @dataclass(frozen=True)
 class TeamEnvSpec:
     """How to build one named env: a ParallelEnv factory and TeamEnv defaults."""
     parallel_env_creator: Callable[..., ParallelEnv]
     team_defaults: Dict[str, Any] = field(default_factory=dict)
+    check_requirements: Optional[Callable[[], Any]] = None
 
     def accepted_keys(self):
         params = inspect.signature(self.parallel_env_creator).parameters
@@ -52,16 +61,19 @@ _CATALOG: Dict[str, TeamEnvSpec] = {}
 
 
 def register_team_env(name: str, parallel_env_creator: Callable[..., ParallelEnv],
+                      check_requirements: Optional[Callable[[], Any]] = None,
                       **team_defaults: Any) -> None:
     """Registers ``name`` for every algorithm of this package (and with Tune).
 
     ``parallel_env_creator(**env_config)`` must return a PettingZoo ParallelEnv;
     ``team_defaults`` are TeamEnv options (team_reward, max_episode_steps, ...).
+    ``check_requirements`` marks the env as expensive to build: config validation calls
+    it (it raises EnvDependencyError when something is missing) instead of building the env.
     """
     unknown = sorted(set(team_defaults) - set(TEAM_ENV_KEYS))
     if unknown:
         raise TypeError(f"unknown TeamEnv option(s) {unknown}; options: {list(TEAM_ENV_KEYS)}")
-    spec = TeamEnvSpec(parallel_env_creator, dict(team_defaults))
+    spec = TeamEnvSpec(parallel_env_creator, dict(team_defaults), check_requirements)
     _CATALOG[name] = spec
     register_env(name, lambda env_context, _name=name, _spec=spec: _spec.build(_name, env_context))
 
@@ -76,6 +88,18 @@ def check_env_options(name: str, env_config: Mapping[str, Any]) -> None:
         _CATALOG[name].check_keys(name, dict(env_config or {}))
     elif not _global_registry.contains(ENV_CREATOR, name):
         raise _unknown_env(name)
+
+
+def check_without_building(env: Any, env_config: Mapping[str, Any]) -> bool:
+    """For an env registered with ``check_requirements``: checks its env_config keys and
+    its requirements, and returns True. Returns False for any other env (build it to check it).
+    """
+    spec = _CATALOG.get(env) if isinstance(env, str) else None
+    if spec is None or spec.check_requirements is None:
+        return False
+    spec.check_keys(env, dict(env_config or {}))
+    spec.check_requirements()
+    return True
 
 
 def _unknown_env(name: str) -> UnknownEnvError:
