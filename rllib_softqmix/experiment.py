@@ -10,6 +10,11 @@ File layout (every section but ``algorithm`` and ``env`` is optional)::
     checkpoint: {checkpoint_frequency: 10, checkpoint_at_end: true, num_to_keep: 2}
     run: {name: my_run, storage_path: ./results, num_samples: 1, max_failures: 2}
 
+Fault tolerance is on by default here: ``restart_failed_sub_environments: true`` (an env
+that raises is rebuilt and its unfinished episode dropped; RLlib's
+``restart_failed_env_runners`` is on already) and ``run.max_failures: 2`` (Tune restarts a
+failed trial from its last checkpoint). Set them in ``config`` / ``run`` to change that.
+
 ``config`` values may be Tune search spaces written as one-key mappings:
 ``{grid_search: [...]}``, ``{choice: [...]}``, ``{uniform: [low, high]}``,
 ``{loguniform: [low, high]}``, ``{randint: [low, high]}``. Every key of every section
@@ -27,13 +32,20 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 from ray import tune
 
-from rllib_softqmix.core.validation import ConfigError, is_search_space, search_space_candidates
+from rllib_softqmix.core.validation import (Check, ConfigError, boolean, check_setting, integer,
+                                            is_search_space, number, optional,
+                                            search_space_candidates, text)
 
 SECTIONS = ("description", "algorithm", "env", "env_config", "config", "stop", "checkpoint", "run")
-CHECKPOINT_KEYS = ("checkpoint_frequency", "checkpoint_at_end", "num_to_keep")
-RUN_KEYS = ("name", "storage_path", "num_samples", "max_failures", "verbose")
+CHECKPOINT_KEYS: Dict[str, Check] = {"checkpoint_frequency": integer(0),
+                                     "checkpoint_at_end": boolean,
+                                     "num_to_keep": optional(integer(1))}
+RUN_KEYS: Dict[str, Check] = {"name": text, "storage_path": text, "num_samples": integer(1),
+                              "max_failures": integer(-1), "verbose": integer(0)}
 STOP_KEYS = ("training_iteration", "time_total_s", "num_env_steps_sampled_lifetime",
              "timesteps_total")
+DEFAULT_MAX_FAILURES = 2
+FAULT_TOLERANCE_DEFAULTS = {"restart_failed_sub_environments": True}
 SEARCH_SPACES = {
     "grid_search": lambda values: tune.grid_search(list(values)),
     "choice": lambda values: tune.choice(list(values)),
@@ -95,14 +107,20 @@ def apply_overrides(spec: Dict[str, Any], overrides: Sequence[str]) -> Dict[str,
         if section not in SECTIONS or section in ("algorithm", "env", "description"):
             raise ConfigError(f"override {override!r}: unknown section {section!r}."
                               f"{_suggest(section, SECTIONS)}")
-        spec.setdefault(section, {})[key] = value
+        if not isinstance(spec.setdefault(section, {}), dict):
+            raise ConfigError(f"override {override!r}: section {section!r} is not a mapping.")
+        spec[section][key] = value
     return spec
 
 
 def load_experiment(path, overrides: Sequence[str] = ()) -> Experiment:
     with open(path) as file:
-        spec = yaml.safe_load(file) or {}
+        try:
+            spec = yaml.safe_load(file) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from None
     try:
+        _check_keys("experiment", spec, SECTIONS)
         return build_experiment(apply_overrides(spec, overrides))
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from error
@@ -129,16 +147,21 @@ def build_experiment(spec: Dict[str, Any]) -> Experiment:
                 f"and in RLlib's AlgorithmConfig)", settings, known)
     settings = {key: parse_value(value) for key, value in settings.items()}
     config.check_settings(settings)
-    config.update_from_dict(settings)
+    config.update_from_dict({**FAULT_TOLERANCE_DEFAULTS, **settings})
 
-    _check_keys("checkpoint", spec.get("checkpoint") or {}, CHECKPOINT_KEYS)
-    _check_keys("run", spec.get("run") or {}, RUN_KEYS)
+    for section, checks in (("checkpoint", CHECKPOINT_KEYS), ("run", RUN_KEYS)):
+        _check_keys(section, spec.get(section) or {}, checks)
+        for key, value in (spec.get(section) or {}).items():
+            check_setting(section, key, value, checks[key])
     stop = spec.get("stop") or {}
-    for key in stop:
-        if key not in STOP_KEYS and "/" not in key:
-            raise ConfigError(f"stop: unknown key {key!r}.{_suggest(key, STOP_KEYS)} Use one of "
-                              f"{list(STOP_KEYS)} or a result path such as "
+    if not isinstance(stop, dict):
+        raise ConfigError(f"stop must be a mapping, got {stop!r}")
+    for key, value in stop.items():
+        if key not in STOP_KEYS and "/" not in str(key):
+            raise ConfigError(f"stop: unknown key {key!r}.{_suggest(str(key), STOP_KEYS)} Use one "
+                              f"of {list(STOP_KEYS)} or a result path such as "
                               f"'evaluation/env_runners/episode_return_mean'.")
+        check_setting("stop", key, value, number(0.0) if key in STOP_KEYS else number())
     search_keys = [key for key, value in settings.items() if is_search_space(value)]
     experiment = Experiment(algorithm=name, config=config, stop=dict(stop),
                             checkpoint=dict(spec.get("checkpoint") or {}),
@@ -168,10 +191,16 @@ def run(experiment: Experiment, *, address: Optional[str] = None, resume: bool =
     run_options = experiment.run
     storage_path = str(Path(run_options.get("storage_path", "results")).resolve())
     name = run_options.get("name", f"{experiment.algorithm}_{experiment.config.env}")
+    experiment_dir = Path(storage_path) / name
+    if resume and not tune.Tuner.can_restore(experiment_dir):
+        raise ConfigError(
+            f"resume: there is no run to resume at {experiment_dir}. Check run.name and "
+            f"run.storage_path (they must be the ones it was trained with), or start it with "
+            f"`train`.")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False)
     if resume:
-        tuner = tune.Tuner.restore(str(Path(storage_path) / name), trainable=experiment.algorithm,
+        tuner = tune.Tuner.restore(str(experiment_dir), trainable=experiment.algorithm,
                                    resume_errored=True)
     else:
         tuner = tune.Tuner(
@@ -183,5 +212,6 @@ def run(experiment: Experiment, *, address: Optional[str] = None, resume: bool =
                 verbose=run_options.get("verbose", 1),
                 checkpoint_config=tune.CheckpointConfig(**{"checkpoint_at_end": True,
                                                            **experiment.checkpoint}),
-                failure_config=tune.FailureConfig(max_failures=run_options.get("max_failures", 2))))
+                failure_config=tune.FailureConfig(
+                    max_failures=run_options.get("max_failures", DEFAULT_MAX_FAILURES))))
     return tuner.fit()

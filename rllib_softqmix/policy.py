@@ -8,7 +8,6 @@ no targets) and keeps each agent's recurrent state between calls:
     actions = policy.act(team_observation)   # {"obs": [N, O], "action_mask": [N, A], ...}
 """
 
-import pickle
 from pathlib import Path
 from typing import Dict, Mapping, Union
 
@@ -16,14 +15,8 @@ import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
 
-from rllib_softqmix.envs.team_env import TEAM
-
-MODULE_DIR = ("learner_group", "learner", "rl_module", TEAM)
-CTOR_FILE = "class_and_ctor_args.pkl"
-
-
-class CheckpointError(ValueError):
-    """The path is not a checkpoint of this package."""
+from rllib_softqmix.core.checkpoints import (CLASS_FILE, MODULE_DIR, CheckpointError,
+                                             read_class_and_ctor_args)
 
 
 class TeamPolicy:
@@ -39,15 +32,18 @@ class TeamPolicy:
     def from_checkpoint(cls, path: Union[str, Path]) -> "TeamPolicy":
         """Builds the policy from an Algorithm checkpoint directory (``algo.save()``)."""
         module_dir = Path(path).joinpath(*MODULE_DIR)
-        if not (module_dir / CTOR_FILE).is_file():
+        if not (module_dir / CLASS_FILE).is_file():
             raise CheckpointError(
-                f"{path} is not an rllib_softqmix Algorithm checkpoint: {module_dir / CTOR_FILE} "
+                f"{path} is not an rllib_softqmix Algorithm checkpoint: {module_dir / CLASS_FILE} "
                 f"is missing. Pass the directory that algo.save() or Tune wrote.")
-        with open(module_dir / CTOR_FILE, "rb") as file:
-            ctor = pickle.load(file)
+        ctor = read_class_and_ctor_args(module_dir, "team module")
         args, kwargs = ctor["ctor_args_and_kwargs"]
         module = ctor["class"](*args, **{**kwargs, "inference_only": True})
-        module.restore_from_path(module_dir)
+        try:
+            module.restore_from_path(module_dir)
+        except Exception as error:  # noqa: BLE001 - a missing or truncated weights file
+            raise CheckpointError(f"the team module's weights under {module_dir} cannot be loaded: "
+                                  f"{error!r}. Use an earlier checkpoint of the run.") from error
         return cls(module)
 
     @property
@@ -67,6 +63,13 @@ class TeamPolicy:
         """
         obs = torch.as_tensor(np.asarray(team_observation["obs"], np.float32)).unsqueeze(0)
         mask = torch.as_tensor(np.asarray(team_observation["action_mask"], np.float32)).unsqueeze(0)
+        space = self.module.observation_space
+        for name, value in (("obs", obs), ("action_mask", mask)):
+            if tuple(value.shape[1:]) != space[name].shape:
+                raise ValueError(
+                    f"team observation {name!r} has shape {tuple(value.shape[1:])}, but this "
+                    f"policy was trained on an env whose {name!r} has shape {space[name].shape}; "
+                    f"use a checkpoint trained on this env.")
         if "state" in team_observation:
             state = torch.as_tensor(np.asarray(team_observation["state"], np.float32)).unsqueeze(0)
         else:

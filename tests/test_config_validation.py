@@ -88,3 +88,8 @@ def test_valid_defaults_and_vdn():
     config = VDNConfig().environment("one_step_matrix")
     config.validate()
     assert config.mixer == "vdn"
+
+
+def test_several_learners_are_not_taken_for_a_per_learner_batch_size():
+    # RLlib derives train_batch_size_per_learner from num_learners; only a set value is an error.
+    QMIXConfig().environment("one_step_matrix").learners(num_learners=2).validate()

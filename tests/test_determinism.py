@@ -1,29 +1,48 @@
 """Same seed, one process, CPU: the same results, iteration by iteration (README claim)."""
 
+import pytest
 import torch
+from conftest import ALGORITHM_NAMES, tiny_config
 
 from rllib_softqmix import QMIXConfig
 
 
-def run_three_iterations():
-    config = (QMIXConfig().environment("mpe_spread")
-              .training(train_batch_size_episodes=8, replay_buffer_capacity=64, episodes_per_train_step=4)
-              .env_runners(num_envs_per_env_runner=4)
-              .reporting(min_sample_timesteps_per_iteration=300).debugging(seed=7))
+def first_iterations(config, iterations=3):
+    """Per iteration: the training return, env steps, gradient steps and every learner metric
+    but timers; then the learner's final weights."""
     algo = config.build_algo()
     history = []
-    for _ in range(3):
+    for _ in range(iterations):
         result = algo.train()
+        learner = {key: float(value) for key, value in result["learners"]["team"].items()
+                   if not isinstance(value, dict) and "timer" not in key
+                   and "throughput" not in key}
         history.append((result["env_runners"]["episode_return_mean"],
-                        float(result["learners"]["team"]["td_loss"])))
+                        result["num_env_steps_sampled_lifetime"],
+                        result["num_gradient_steps_lifetime"], learner))
     weights = {key: value.clone() for key, value in
                algo.learner_group._learner.module["team"].state_dict().items()}
     algo.stop()
     return history, weights
 
 
-def test_same_seed_same_results(ray_session):
-    history, weights = run_three_iterations()
-    history_again, weights_again = run_three_iterations()
+def assert_same_runs(config):
+    history, weights = first_iterations(config)
+    history_again, weights_again = first_iterations(config)
+    assert history[-1][2] > 0  # gradient steps were taken
     assert history == history_again
+    assert weights.keys() == weights_again.keys()
     assert all(torch.equal(weights[key], weights_again[key]) for key in weights)
+
+
+def test_same_seed_same_results_on_spread(ray_session):
+    assert_same_runs(QMIXConfig().environment("mpe_spread")
+                     .training(train_batch_size_episodes=8, replay_buffer_capacity=64,
+                               episodes_per_train_step=4)
+                     .env_runners(num_envs_per_env_runner=4)
+                     .reporting(min_sample_timesteps_per_iteration=300).debugging(seed=7))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHM_NAMES)
+def test_same_seed_same_results_for_every_algorithm(ray_session, algorithm):
+    assert_same_runs(tiny_config(algorithm))

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from conftest import ALGORITHM_NAMES, tiny_config
 from ray import tune
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core.columns import Columns
 
 import rllib_softqmix
-from rllib_softqmix import QMIXConfig, TeamPolicy
+from rllib_softqmix import TEAM, QMIXConfig, TeamPolicy
 
 
 def recorded_observations(algo, episodes=3):
@@ -88,6 +89,55 @@ def test_save_restore_gives_identical_actions_state_and_continues(ray_session, t
         stepped = [policy.act({"obs": episode.obs[t], "action_mask": episode.action_mask[t]})
                    for t in range(len(episode.obs))]
         assert np.array_equal(np.array(stepped), actions)
+    algo.stop()
+    restored.stop()
+
+
+def recorded_team_observations(algo, count=1000):
+    """Exploratory episodes that hold at least ``count`` team observations in all."""
+    episodes = []
+    while sum(len(episode.obs) for episode in episodes) < count:
+        episodes += algo.env_runner.sample(num_episodes=64, explore=True)
+    return episodes
+
+
+def greedy_actions_along(module, episodes):
+    """Greedy joint actions [sum of L+1, N] along each episode, from a fresh state; the
+    same torch seed for every module, since MAVEN draws z at each episode's first step."""
+    torch.manual_seed(0)
+    return np.concatenate([greedy_actions_and_q(module, episode)[0] for episode in episodes])
+
+
+def learn_from(algo, episodes):
+    """The learning half of one training step on the given episodes: store them, run the
+    algorithm's hook (MAVEN: REINFORCE steps of pi_z), one gradient step (same seed)."""
+    algo.replay_buffer.add(episodes)
+    algo.on_episodes_collected(episodes)
+    torch.manual_seed(1)
+    algo.gradient_step()
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHM_NAMES)
+def test_restored_copy_acts_and_learns_exactly_like_the_original(ray_session, tmp_path, algorithm):
+    algo = tiny_config(algorithm).build_algo()
+    algo.train()
+    path = algo.save(str(tmp_path / "ckpt")).checkpoint.path
+    restored = rllib_softqmix.ALGORITHMS[algorithm].from_checkpoint(path)
+    modules = [copy.learner_group._learner.module[TEAM] for copy in (algo, restored)]
+
+    episodes = recorded_team_observations(algo)
+    actions = [greedy_actions_along(module, episodes) for module in modules]
+    assert len(actions[0]) >= 1000
+    assert np.array_equal(actions[0], actions[1])
+
+    saved = {name: value.clone() for name, value in modules[0].state_dict().items()}
+    for copy in (algo, restored):
+        learn_from(copy, episodes[:8])
+    weights = [module.state_dict() for module in modules]
+    assert weights[0].keys() == weights[1].keys()
+    for name, value in weights[0].items():
+        assert torch.equal(value, weights[1][name]), name
+    assert any(not torch.equal(value, saved[name]) for name, value in weights[0].items())
     algo.stop()
     restored.stop()
 

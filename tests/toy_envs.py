@@ -1,4 +1,6 @@
-"""Small PettingZoo ParallelEnvs that exercise TeamEnv's edge cases."""
+"""Small PettingZoo ParallelEnvs that exercise TeamEnv's edge cases and inject faults."""
+
+import os
 
 import numpy as np
 from gymnasium import spaces
@@ -99,3 +101,41 @@ class NoAgentsEnv(ToyEnv):
     def __init__(self):
         super().__init__()
         self.possible_agents = []
+
+
+class CrashingEnv(ToyEnv):
+    """ToyEnv whose reset() and step() raise with probability ``crash_probability`` each,
+    drawn from one seeded RNG per process."""
+
+    rng = np.random.default_rng(0)
+
+    def __init__(self, crash_probability=0.01, **options):
+        super().__init__(**options)
+        self.crash_probability = crash_probability
+
+    def _maybe_crash(self, call):
+        if CrashingEnv.rng.random() < self.crash_probability:
+            raise RuntimeError(f"simulated env crash in {call} at t={self.t}")
+
+    def reset(self, seed=None, options=None):
+        self._maybe_crash("reset")
+        return super().reset(seed=seed, options=options)
+
+    def step(self, actions):
+        self._maybe_crash("step")
+        return super().step(actions)
+
+
+class ProcessKillingEnv(ToyEnv):
+    """ToyEnv that kills its whole process (os._exit) at its third step, once: the file
+    ``marker`` records that it did."""
+
+    def __init__(self, marker, **options):
+        super().__init__(**options)
+        self.marker = marker
+
+    def step(self, actions):
+        if self.t == 2 and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)
+        return super().step(actions)

@@ -44,8 +44,10 @@ class RunningHistogram:
         self.counts = torch.zeros(bins, dtype=torch.float64)
 
     def add(self, values: torch.Tensor) -> None:
+        """Counts the finite values (NaN is left to the loss's finiteness check)."""
+        values = values.detach().reshape(-1)
         bins = self.counts.numel()
-        index = (values.detach().reshape(-1).clamp(0.0, 1.0) * bins).long().clamp(max=bins - 1)
+        index = (values[values.isfinite()].clamp(0.0, 1.0) * bins).long().clamp(max=bins - 1)
         self.counts += torch.bincount(index, minlength=bins).to(torch.float64)
 
     def percentiles(self, quantiles) -> Dict[float, float]:

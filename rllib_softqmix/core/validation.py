@@ -59,6 +59,11 @@ def boolean(owner: str, key: str, value: Any) -> None:
         fail(owner, key, value, "must be true or false")
 
 
+def text(owner: str, key: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        fail(owner, key, value, "must be a non-empty string")
+
+
 def optional(check: Check) -> Check:
     """None, or a value that passes ``check``."""
     def checked(owner, key, value):
@@ -70,10 +75,16 @@ def optional(check: Check) -> Check:
     return checked
 
 
-def integer(minimum: int) -> Check:
+def integer(minimum: int, *, also: Iterable[str] = ()) -> Check:
+    """An integer >= minimum, or one of the strings ``also``."""
+    also = tuple(also)
+
     def check(owner, key, value):
+        if isinstance(value, str) and value in also:
+            return
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-            fail(owner, key, value, f"must be an integer >= {minimum}")
+            fail(owner, key, value, f"must be an integer >= {minimum}"
+                 + "".join(f" or {word!r}" for word in also))
     return check
 
 

@@ -7,7 +7,9 @@ new episodes). Target copies happen in the learner every
 ``target_update_interval_episodes`` episodes. RLlib repeats training steps until
 ``min_sample_timesteps_per_iteration`` env steps make one Tune iteration.
 
-The replay buffer, counters and the sampler's RNG are part of the checkpoint.
+The replay buffer, counters and the sampler's RNG are part of the checkpoint. Checkpoints
+are written atomically (a crash during a save leaves the previous one intact), and a
+checkpoint of another algorithm or of an env with other spaces is refused on restore.
 """
 
 import math
@@ -24,12 +26,15 @@ from ray.rllib.utils.metrics import (ENV_RUNNER_RESULTS, ENV_RUNNER_SAMPLING_TIM
                                      SYNCH_WORKER_WEIGHTS_TIMER, TIMERS)
 
 from rllib_softqmix.core.action_selection import LinearSchedule
+from rllib_softqmix.core.checkpoints import (CheckpointError, check_algorithm_checkpoint,
+                                             checkpointed_team_spaces, local_checkpoint_dir,
+                                             save_atomically)
 from rllib_softqmix.core.episodes import EpisodeReplayBuffer, TeamEpisode
 from rllib_softqmix.envs.matrix_games import MStepMatrixGame, OneStepMatrixGame
 from rllib_softqmix.envs.registry import make_team_env
 from rllib_softqmix.envs.team_env import TEAM
 from rllib_softqmix.qmix.config import QMIXConfig
-from rllib_softqmix.qmix.learner import TRAINING_ITERATION
+from rllib_softqmix.qmix.learner import TRAINING_ITERATION, NonFiniteLossError
 
 ALGORITHM_STATE = "qmix_family_state"
 
@@ -55,6 +60,7 @@ class QMIX(Algorithm):
         with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
             episodes, runner_metrics = self.sample_episodes()
         self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+        self.check_episodes_finite(episodes)
         with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
             self.replay_buffer.add(episodes)
         self._env_steps += sum(len(episode) for episode in episodes)
@@ -75,6 +81,18 @@ class QMIX(Algorithm):
         self.metrics.log_dict({"replay_buffer_episodes": len(self.replay_buffer),
                                "num_gradient_steps_lifetime": self._gradient_steps,
                                **self.exploration_metrics()}, window=1)
+
+    def check_episodes_finite(self, episodes: List[TeamEpisode]) -> None:
+        """NonFiniteLossError if the env returned a NaN or inf reward, observation or state:
+        stored, such an episode would poison the buffer and every later checkpoint."""
+        for episode in episodes:
+            for name in ("rewards", "obs", "state"):
+                if not np.isfinite(getattr(episode, name)).all():
+                    raise NonFiniteLossError(
+                        f"{type(self).__name__}: env {self.config.env!r} returned a non-finite "
+                        f"{name} (NaN or inf) in an episode collected at training iteration "
+                        f"{self.iteration + 1}; it was not stored and no update was applied. "
+                        f"Fix the env, or wrap it to replace such values.")
 
     def sync_env_runner_weights(self) -> None:
         """Sends the learner's weights to the EnvRunners that act for training.
@@ -114,7 +132,7 @@ class QMIX(Algorithm):
                 batch=MultiAgentBatch({TEAM: SampleBatch(batch)}, env_steps=env_steps),
                 timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: self._env_steps,
                            NUM_EPISODES_LIFETIME: self._episodes,
-                           TRAINING_ITERATION: self.iteration})
+                           TRAINING_ITERATION: self.iteration + 1})
         self.metrics.aggregate(results, key=LEARNER_RESULTS)
         self._gradient_steps += 1
 
@@ -149,8 +167,55 @@ class QMIX(Algorithm):
         return {"epsilon": schedule(self._env_steps)}
 
     # ---- checkpoints --------------------------------------------------------------
-    def get_state(self, *args, **kwargs):
-        state = super().get_state(*args, **kwargs)
+    @classmethod
+    def from_checkpoint(cls, path, filesystem=None, **kwargs) -> "QMIX":
+        """RLlib's from_checkpoint, after checking that ``path`` is a complete checkpoint of
+        this algorithm or of a subclass (CheckpointError otherwise)."""
+        directory = local_checkpoint_dir(path, filesystem)
+        if directory is None:
+            return super().from_checkpoint(path, filesystem, **kwargs)
+        check_algorithm_checkpoint(directory, cls, exact=False)
+        return super().from_checkpoint(directory, **kwargs)
+
+    def restore_from_path(self, path, *args, **kwargs) -> None:
+        """RLlib's restore (also Tune's), after checking that ``path`` is a checkpoint of
+        exactly this algorithm for the same team spaces: a VDN checkpoint loaded into
+        SoftQMIX, or a checkpoint of another env, is a CheckpointError before any state
+        changes, not a tensor size mismatch half-way through."""
+        directory = local_checkpoint_dir(path, kwargs.get("filesystem"))
+        if directory is not None and kwargs.get("component") is None:
+            check_algorithm_checkpoint(directory, type(self), exact=True)
+            stored, current = checkpointed_team_spaces(directory), (self.spaces or {}).get(TEAM)
+            if current is not None and stored != tuple(current):
+                raise CheckpointError(
+                    f"{directory} was trained on an env with team spaces {stored}, but this "
+                    f"{type(self).__name__} runs env {self.config.env!r} with {tuple(current)}. "
+                    f"Restore it with the env it was trained on, or train from scratch.")
+        try:
+            super().restore_from_path(path, *args, **kwargs)
+        except RuntimeError as error:
+            if "state_dict" not in str(error):
+                raise
+            raise CheckpointError(
+                f"the networks in {path} do not fit this {type(self).__name__}: {error}. A setting "
+                f"that shapes the networks (e.g. rnn_hidden_dim, mixing_embed_dim, noise_dim) "
+                f"differs from the checkpoint's; use the checkpoint's config "
+                f"({type(self).__name__}.from_checkpoint(path)).") from error
+
+    def save_to_path(self, path=None, *, state=None, filesystem=None, use_msgpack=False) -> str:
+        """RLlib's save (also Tune's), written to a staging directory beside ``path`` and
+        renamed into place: a crash during a save leaves ``path`` as it was."""
+        save = super().save_to_path
+        directory = None if path is None else local_checkpoint_dir(path, filesystem)
+        if directory is None:
+            return save(path, state=state, filesystem=filesystem, use_msgpack=use_msgpack)
+        return save_atomically(directory, lambda staging: save(staging, state=state,
+                                                               use_msgpack=use_msgpack))
+
+    def get_state(self, components=None, *, not_components=None, **kwargs):
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if not self._check_component(ALGORITHM_STATE, components, not_components):
+            return state  # e.g. only the learner group's state was asked for
         state[ALGORITHM_STATE] = {
             "replay_buffer": self.replay_buffer.get_state(),
             "batch_rng": self._batch_rng.bit_generator.state,

@@ -6,16 +6,20 @@ hard target copies every 200 episodes, epsilon 1 -> 0.05 over 100k env steps.
 """
 
 import difflib
+from collections.abc import Mapping
 from typing import Any, Dict, Optional
 
+import gymnasium as gym
+import numpy as np
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.util.debug import log_once
 
 from rllib_softqmix.core.mixers import MIXERS
 from rllib_softqmix.core.validation import (Check, ConfigError, boolean, check_setting, choice,
-                                            integer, number)
-from rllib_softqmix.envs.registry import (UnknownEnvError, check_env_options, make_team_env,
+                                            integer, number, optional)
+from rllib_softqmix.envs.registry import (EnvDependencyError, UnknownEnvError, check_env_options,
+                                          check_without_building, make_team_env,
                                           registered_env_names)
 from rllib_softqmix.envs.team_env import TEAM, TeamEnvError
 
@@ -46,6 +50,54 @@ def set_provided(config: "QMIXConfig", arguments: Dict[str, Any]) -> None:
     config.check_settings(provided)
     for key, value in provided.items():
         setattr(config, key, value)
+
+
+def check_env_config(owner: str, env_config: Any) -> None:
+    if env_config is not None and not isinstance(env_config, Mapping):
+        raise ConfigError(f"{owner}: env_config={env_config!r} is invalid; env_config must be a "
+                          f"mapping of the env's options, e.g. {{'difficulty': 'hard'}}.")
+
+
+def check_team_env(env, reset_attempts: int = 3) -> None:
+    """TeamEnvError unless ``env`` has the team spaces the RLModule reads, Dict(obs [N, O],
+    state [S], action_mask [N, A]) and MultiDiscrete([A] * N), and resets to such an
+    observation (within ``reset_attempts`` tries, so that a flaky env passes)."""
+    obs_space = (getattr(env, "observation_spaces", None) or {}).get(TEAM)
+    action_space = (getattr(env, "action_spaces", None) or {}).get(TEAM)
+    ranks = {"obs": 2, "state": 1, "action_mask": 2}
+    if not isinstance(obs_space, gym.spaces.Dict) or any(
+            not isinstance(obs_space.spaces.get(key), gym.spaces.Box)
+            or len(obs_space[key].shape) != rank for key, rank in ranks.items()):
+        raise TeamEnvError(
+            f"its team observation space is {obs_space}; it must be Dict(obs=Box([N, O]), "
+            f"state=Box([S]) (the global state the mixer reads), action_mask=Box([N, A])). "
+            f"Register a PettingZoo ParallelEnv instead: TeamEnv builds these (and a state from "
+            f"the agents' observations when the env has none).")
+    n_agents, n_actions = obs_space["action_mask"].shape
+    if (not isinstance(action_space, gym.spaces.MultiDiscrete)
+            or obs_space["obs"].shape[0] != n_agents
+            or list(action_space.nvec) != [n_actions] * n_agents):
+        raise TeamEnvError(
+            f"its team action space is {action_space}; for {n_agents} agents with {n_actions} "
+            f"actions it must be MultiDiscrete([{n_actions}] * {n_agents}).")
+    for attempt in range(reset_attempts):
+        try:
+            observations, _ = env.reset(seed=attempt)
+            break
+        except Exception as error:  # noqa: BLE001 - any failure of a user's env is reported alike
+            if attempt + 1 == reset_attempts:
+                raise TeamEnvError(
+                    f"reset() raised {error!r} ({reset_attempts} times in a row). The env must "
+                    f"reset; if it declares a state_space, TeamEnv calls its state() for the "
+                    f"global state: implement state() or remove state_space.") from error
+    observation = observations.get(TEAM) if isinstance(observations, Mapping) else None
+    for key, space in obs_space.items():
+        shape = np.shape(observation.get(key)) if isinstance(observation, Mapping) else None
+        if shape != space.shape:
+            raise TeamEnvError(
+                f"reset() returned team observation {key!r} of shape {shape}, but its space says "
+                f"{space.shape}; the env's {'state()' if key == 'state' else key} must match "
+                f"its declared space.")
 
 
 class QMIXConfig(AlgorithmConfig):
@@ -233,6 +285,14 @@ class QMIXConfig(AlgorithmConfig):
         "grad_clip": number(0.0, low_open=True, optional=True),
         "num_envs_per_env_runner": integer(1),
         "num_env_runners": integer(0),
+        "num_learners": integer(0),
+        "seed": optional(integer(0)),
+        "min_sample_timesteps_per_iteration": integer(0),
+        "evaluation_interval": optional(integer(0)),
+        "evaluation_duration": integer(1, also=("auto",)),
+        "restart_failed_sub_environments": boolean,
+        "restart_failed_env_runners": boolean,
+        "num_consecutive_env_runner_failures_tolerance": integer(0),
     }
 
     @property
@@ -249,6 +309,7 @@ class QMIXConfig(AlgorithmConfig):
         """RLlib's environment(); a registered env name and its env_config keys are checked
         before anything is set."""
         name = self.env if env is NotProvided else env
+        check_env_config(self.owner, kwargs.get("env_config"))
         env_config = {**self.env_config, **(kwargs.get("env_config") or {})}
         if isinstance(name, str):
             try:
@@ -257,6 +318,16 @@ class QMIXConfig(AlgorithmConfig):
                 raise ConfigError(f"{self.owner}: env={name!r}: {error}") from error
         return super().environment(env=env, **kwargs)
 
+    def env_runners(self, **kwargs) -> "QMIXConfig":
+        """RLlib's env_runners(), with this family's checks first (named key and fix)."""
+        self.check_settings(kwargs)
+        return super().env_runners(**kwargs)
+
+    def evaluation(self, **kwargs) -> "QMIXConfig":
+        """RLlib's evaluation(), with this family's checks first (named key and fix)."""
+        self.check_settings(kwargs)
+        return super().evaluation(**kwargs)
+
     def validate(self) -> None:
         """Rejects bad settings with the key and the fix, before any worker starts."""
         self._validate_known_keys()
@@ -264,6 +335,7 @@ class QMIXConfig(AlgorithmConfig):
             raise ConfigError(f"{self.owner}: this package runs only on RLlib's new API stack; "
                               f"remove the config.api_stack(...) call that disabled it.")
         self.validate_settings()
+        self._validate_unused_rllib_settings()
         self.validate_env()
         # The new API stack is the only one here; RLlib's "you are on the new stack" notice
         # would only confuse.
@@ -280,17 +352,24 @@ class QMIXConfig(AlgorithmConfig):
             raise ConfigError(
                 f"{self.owner}: unknown config key(s) {unknown}. {hints} The settings of this "
                 f"algorithm are documented in {self.owner}.training().")
+
+    def _validate_unused_rllib_settings(self) -> None:
         if self.in_evaluation:  # RLlib itself adjusts these in evaluation copies
             return
         defaults = AlgorithmConfig()
         for key, replacement in UNUSED_RLLIB_SETTINGS.items():
-            if getattr(self, key) != getattr(defaults, key):
+            # A property such as train_batch_size_per_learner stores what was set in "_" + key.
+            stored = key if key in vars(self) else "_" + key
+            if getattr(self, stored) != getattr(defaults, stored):
                 raise ConfigError(f"{self.owner}: {key}={getattr(self, key)!r} is not used by this "
                                   f"algorithm; use {replacement}.")
 
     def validate_settings(self) -> None:
         """Value checks of every setting, then the checks across settings."""
         self.check_settings({key: getattr(self, key) for key in self.SETTINGS})
+        if self.framework_str != "torch":
+            raise ConfigError(f"{self.owner}: framework={self.framework_str!r} is invalid; this "
+                              f"package is PyTorch only: set framework='torch' (the default).")
         if self.replay_buffer_capacity < self.train_batch_size_episodes:
             raise ConfigError(
                 f"{self.owner}: replay_buffer_capacity={self.replay_buffer_capacity} is smaller "
@@ -302,13 +381,24 @@ class QMIXConfig(AlgorithmConfig):
                 f"module {TEAM!r}. Do not call config.multi_agent() with other policies.")
 
     def validate_env(self) -> None:
-        """Builds the env once in this process to check its name, options and spaces."""
+        """Builds the env once in this process to check its name, options and spaces. An env
+        registered as expensive to build (StarCraft II) is not built: only its options and
+        requirements are checked."""
         if self.env is None:
             raise ConfigError(f"{self.owner}: env is not set; call config.environment(<name>), "
                               f"e.g. 'mpe_spread'. Known: {list(registered_env_names())}.")
+        check_env_config(self.owner, self.env_config)
         try:
+            if check_without_building(self.env, self.env_config):
+                return
             env = make_team_env(self.env, self.env_config)
-        except (TeamEnvError, ValueError, TypeError) as error:
+        except (TeamEnvError, EnvDependencyError, ValueError, TypeError) as error:
             raise ConfigError(f"{self.owner}: env={self.env!r} with env_config="
                               f"{dict(self.env_config)} cannot be used: {error}") from error
-        env.close()
+        try:
+            check_team_env(env)
+        except TeamEnvError as error:
+            raise ConfigError(f"{self.owner}: env={self.env!r} with env_config="
+                              f"{dict(self.env_config)} cannot be used: {error}") from error
+        finally:
+            env.close()

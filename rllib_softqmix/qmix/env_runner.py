@@ -9,6 +9,12 @@ It replaces RLlib's MultiAgentEnvRunner (whose per-step connector and episode
 bookkeeping measured ~5 ms a step here), and speaks the same EnvRunner protocol:
 ``sample``/``get_metrics``/``get_state``/``set_state``/``get_spaces``, so Algorithm
 evaluation, weight sync, remote runners, fault tolerance and checkpoints work.
+
+With ``restart_failed_sub_environments``, an env whose step() or reset() raises is
+rebuilt and its unfinished episode dropped, never returned (reported as
+``num_env_restarts_lifetime`` / ``num_episodes_dropped_lifetime``); more than
+``num_consecutive_env_runner_failures_tolerance`` failures without a finished episode
+in between stop sampling with an error. A runner process that dies is RLlib's to restart.
 """
 
 import logging
@@ -87,6 +93,10 @@ class TeamEnvRunner(EnvRunner, Checkpointable):
         self._observations: List[Dict[str, np.ndarray]] = []
         self._explore_mode: Optional[bool] = None
         self._env_seeded = [False] * self.num_envs
+        self._failures_in_a_row = 0
+        # Reported from the first result on, 0 until an env fails.
+        for key in (NUM_ENV_RESTARTS_LIFETIME, NUM_EPISODES_DROPPED_LIFETIME):
+            self.metrics.log_value(key, 0, reduce="lifetime_sum")
 
     # ---- construction ---------------------------------------------------------
     def make_env(self) -> None:
@@ -138,7 +148,7 @@ class TeamEnvRunner(EnvRunner, Checkpointable):
         return finished
 
     def _reset_all(self) -> None:
-        self._observations = [self._reset_env(i) for i in range(self.num_envs)]
+        self._observations = [self._start_episode(i) for i in range(self.num_envs)]
         initial = self.team_module.get_initial_state()
         self._recurrent = {key: value.unsqueeze(0).repeat(self.num_envs, *([1] * value.dim()))
                            for key, value in initial.items()}
@@ -152,6 +162,14 @@ class TeamEnvRunner(EnvRunner, Checkpointable):
         observation = observations[TEAM]
         self._builders[index] = _EpisodeBuilder(observation)
         return observation
+
+    def _start_episode(self, index: int) -> Dict[str, np.ndarray]:
+        """Resets env ``index``; a reset that raises is handled like a step that raises."""
+        while True:
+            try:
+                return self._reset_env(index)
+            except Exception as error:  # noqa: BLE001 - any env failure is handled alike
+                self._replace_failed_env(index, error, "reset()")
 
     def _restart_recurrent_state(self, index: int) -> None:
         for key, value in self.team_module.get_initial_state().items():
@@ -181,7 +199,10 @@ class TeamEnvRunner(EnvRunner, Checkpointable):
             try:
                 observations, rewards, terminateds, truncateds, infos = env.step({TEAM: actions[index]})
             except Exception as error:  # noqa: BLE001 - any env failure is handled alike
-                self._handle_env_failure(index, error)
+                self._replace_failed_env(index, error, "step()")
+                self.metrics.log_value(NUM_EPISODES_DROPPED_LIFETIME, 1, reduce="lifetime_sum")
+                self._observations[index] = self._start_episode(index)
+                self._restart_recurrent_state(index)
                 continue
             steps += 1
             observation, builder = observations[TEAM], self._builders[index]
@@ -190,31 +211,40 @@ class TeamEnvRunner(EnvRunner, Checkpointable):
             if terminated or truncated:
                 episode = builder.finish(terminated, truncated, infos.get(TEAM, {}))
                 finished.append(episode)
+                self._failures_in_a_row = 0
                 self._log_episode(episode, time.perf_counter() - builder.started)
-                observation = self._reset_env(index)
+                observation = self._start_episode(index)
                 self._restart_recurrent_state(index)
             self._observations[index] = observation
         self._log_steps(steps)
         return steps
 
-    def _handle_env_failure(self, index: int, error: Exception) -> None:
-        """Drops the broken episode and rebuilds the env, or re-raises (config)."""
+    def _replace_failed_env(self, index: int, error: Exception, call: str) -> None:
+        """Closes and rebuilds env ``index`` after its ``call`` raised (its unfinished episode
+        is never returned), or re-raises when fault tolerance is off or the envs keep failing.
+        """
         if not self.config.restart_failed_sub_environments:
             raise RuntimeError(
-                f"env {self.config.env!r} raised during step(): {error!r}. Set "
+                f"env {self.config.env!r} raised during {call}: {error!r}. Set "
                 f"config.fault_tolerance(restart_failed_sub_environments=True) to drop the "
-                f"episode and rebuild the env instead.") from error
-        logger.warning("env %r (vector index %d) failed: %r; its episode is dropped and the env "
-                       "rebuilt", self.config.env, index, error)
+                f"episode and rebuild the env instead (the CLI does by default).") from error
+        self._failures_in_a_row += 1
+        tolerance = self.config.num_consecutive_env_runner_failures_tolerance
+        if self._failures_in_a_row > tolerance:
+            raise RuntimeError(
+                f"env {self.config.env!r} failed {self._failures_in_a_row} times without one "
+                f"episode finishing in between (last, in {call}: {error!r}); it looks broken, not "
+                f"flaky. Fix the env, or raise config.fault_tolerance("
+                f"num_consecutive_env_runner_failures_tolerance={tolerance}).") from error
+        logger.warning("env %r (vector index %d) raised in %s: %r; the env is rebuilt and its "
+                       "unfinished episode, if any, dropped", self.config.env, index, call, error)
         try:
             self.envs[index].close()
         except Exception:  # noqa: BLE001 - a broken env may fail to close too
             pass
+        self._builders[index] = None
         self.envs[index] = self._make_one_env(index)
-        self._observations[index] = self._reset_env(index)
-        self._restart_recurrent_state(index)
         self.metrics.log_value(NUM_ENV_RESTARTS_LIFETIME, 1, reduce="lifetime_sum")
-        self.metrics.log_value(NUM_EPISODES_DROPPED_LIFETIME, 1, reduce="lifetime_sum")
 
     # ---- metrics ----------------------------------------------------------------
     def _log_steps(self, steps: int) -> None:

@@ -26,7 +26,8 @@ CREDIT_PERCENTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A loss term or Q-value became NaN or inf; the update was not applied."""
+    """A loss term, the Q-values, a gradient or a collected reward/observation was NaN or
+    inf; the update was not applied."""
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -67,8 +68,13 @@ class QMIXTorchLearner(TorchLearner):
     # ---- the loss -----------------------------------------------------------
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out) -> torch.Tensor:
         module = self.module[module_id].unwrapped()
-        terms, stats = self.loss_terms(module, config, batch, fwd_out)
-        self._raise_if_not_finite(config, {**terms, "q": fwd_out["q"]})
+        self._raise_if_not_finite(config, {"q": fwd_out["q"]}, "the Q-values")
+        try:
+            terms, stats = self.loss_terms(module, config, batch, fwd_out)
+        except RuntimeError:  # e.g. sampling from the probabilities of a NaN target network
+            self._raise_if_not_finite(config, dict(module.named_parameters()), "the parameter")
+            raise
+        self._raise_if_not_finite(config, terms, "the loss term")
         total = sum(terms.values())
         self.metrics.log_dict({name: value.detach() for name, value in {**terms, **stats}.items()},
                               key=module_id, window=1)
@@ -170,11 +176,13 @@ class QMIXTorchLearner(TorchLearner):
                 **{f"credit_entropy_run_p{round(q * 100):02d}": torch.tensor(value)
                    for q, value in run.items()}}
 
-    def _raise_if_not_finite(self, config, tensors: Dict[str, torch.Tensor]) -> None:
+    def _raise_if_not_finite(self, config, tensors: Dict[str, torch.Tensor], kind: str) -> None:
+        """NonFiniteLossError naming the algorithm, the iteration and the first non-finite
+        tensor, of the given kind (the Q-values, a loss term, a parameter, the gradient)."""
         for name, tensor in tensors.items():
             if not torch.isfinite(tensor).all():
                 raise NonFiniteLossError(
-                    f"{config.algo_class.__name__}: '{name}' is not finite (NaN or inf) at "
+                    f"{config.algo_class.__name__}: {kind} '{name}' is not finite (NaN or inf) at "
                     f"training iteration {self._timesteps.get(TRAINING_ITERATION, '?')}, env "
                     f"step {self._timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, '?')}; the update "
                     f"was not applied. Lower lr, check the env's rewards and observations for "
@@ -188,7 +196,7 @@ class QMIXTorchLearner(TorchLearner):
         """
         grads = [grad for grad in gradients_dict.values() if grad is not None]
         if grads and not torch.stack(torch._foreach_norm(grads)).isfinite().all():
-            self._raise_if_not_finite(self.config, {"gradient": torch.tensor(float("nan"))})
+            self._raise_if_not_finite(self.config, {"gradient": torch.tensor(float("nan"))}, "the")
         for param_ref, grad in gradients_dict.items():
             self._params[param_ref].grad = grad
         for module_id, optimizer_names in self._module_optimizers.items():
