@@ -18,6 +18,7 @@ import sys
 from typing import List, Optional
 
 from rllib_softqmix.core.validation import ConfigError
+from rllib_softqmix.plotting import result_value
 
 GREEDY_RETURN = "evaluation/env_runners/episode_return_mean"
 TRAINING_RETURN = "env_runners/episode_return_mean"
@@ -48,29 +49,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _metric(result: dict, path: str):
-    value = result
-    for part in path.split("/"):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
 def summarize(results, search_keys: List[str]) -> str:
     lines = []
     for result in results:
         metrics = result.metrics or {}
         config = result.config or {}
         label = ", ".join(f"{key}={config.get(key)!r}" for key in search_keys) or "trial"
-        greedy, training = _metric(metrics, GREEDY_RETURN), _metric(metrics, TRAINING_RETURN)
+        greedy, training = result_value(metrics, GREEDY_RETURN), result_value(metrics, TRAINING_RETURN)
         lines.append(
             f"{label}: iterations={metrics.get('training_iteration')} "
             f"env_steps={metrics.get('num_env_steps_sampled_lifetime')} "
             f"greedy_return={'n/a' if greedy is None else f'{greedy:.3f}'} "
             f"training_return={'n/a' if training is None else f'{training:.3f}'} "
-            f"env_restarts={int(_metric(metrics, ENV_RESTARTS) or 0)} "
-            f"env_runner_restarts={int(_metric(metrics, RUNNER_RESTARTS) or 0)}"
+            f"env_restarts={int(result_value(metrics, ENV_RESTARTS) or 0)} "
+            f"env_runner_restarts={int(result_value(metrics, RUNNER_RESTARTS) or 0)}"
             + (f" ERROR={result.error!r}" if result.error else ""))
         lines.append(f"  checkpoint: {result.checkpoint.path if result.checkpoint else 'none'}")
     lines.append(f"results: {results.experiment_path}")
