@@ -1,5 +1,7 @@
 """MAVEN: the per-episode latent z, z conditioning, the MI loss, the z-policy, config."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -154,20 +156,34 @@ def test_reinforce_raises_the_probability_of_the_better_z(ray_session):
 
 
 @pytest.mark.parametrize("exact_entropy", [True, False])
-def test_hand_written_reinforce_gradients_equal_autograd(exact_entropy):
+def test_numpy_reinforce_steps_equal_autograd_with_torch_adam(exact_entropy):
+    """Two calls of 5 steps each (the second continues Adam's moments and step count) give
+    the losses, parameters and optimizer state of autograd + torch.optim.Adam."""
     torch.manual_seed(0)
     policy = ZPolicy(5, 4)
-    states, z, returns = torch.randn(64, 5), torch.randint(0, 4, (64,)), torch.randn(64) * 3
-    loss = policy.set_reinforce_gradients(states, z, returns, 0.3, exact_entropy)
-    manual = [p.grad.clone() for p in policy.parameters()]
-    log_probs = policy(states)
-    log_pi = log_probs.gather(-1, z.unsqueeze(-1)).squeeze(-1)
-    bonus = -(log_probs.exp() * log_probs).sum() if exact_entropy else -log_pi.sum()
-    expected = -(returns * log_pi).sum() - 0.3 * bonus
-    automatic = torch.autograd.grad(expected, list(policy.parameters()))
-    torch.testing.assert_close(loss, expected.detach(), rtol=1e-5, atol=1e-5)
-    for mine, reference in zip(manual, automatic):
-        torch.testing.assert_close(mine, reference, rtol=1e-4, atol=1e-5)
+    reference = copy.deepcopy(policy)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=0.01)
+    reference_optimizer = torch.optim.Adam(reference.parameters(), lr=0.01)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        states = rng.standard_normal((5, 64, 5)).astype(np.float32)
+        z, returns = rng.integers(0, 4, (5, 64)), (rng.standard_normal((5, 64)) * 3).astype(np.float32)
+        losses = policy.reinforce(optimizer, states, z, returns, 0.3, exact_entropy)
+        for k in range(5):
+            log_probs = reference(torch.from_numpy(states[k]))
+            log_pi = log_probs.gather(-1, torch.from_numpy(z[k]).unsqueeze(-1)).squeeze(-1)
+            bonus = -(log_probs.exp() * log_probs).sum() if exact_entropy else -log_pi.sum()
+            loss = -(torch.from_numpy(returns[k]) * log_pi).sum() - 0.3 * bonus
+            reference_optimizer.zero_grad()
+            loss.backward()
+            reference_optimizer.step()
+            assert losses[k] == pytest.approx(loss.item(), rel=1e-4, abs=1e-4)
+    for mine, expected in zip(policy.parameters(), reference.parameters()):
+        torch.testing.assert_close(mine, expected, rtol=1e-4, atol=1e-5)
+        state, expected_state = optimizer.state[mine], reference_optimizer.state[expected]
+        assert state["step"].item() == expected_state["step"].item() == 10
+        torch.testing.assert_close(state["exp_avg"], expected_state["exp_avg"], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(state["exp_avg_sq"], expected_state["exp_avg_sq"], rtol=1e-4, atol=1e-6)
 
 
 def z_policy_entropy_after_bonus_steps(entropy_bonus):

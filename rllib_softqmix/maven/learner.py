@@ -22,6 +22,8 @@ Z_POLICY_OPTIMIZER = "z_policy"
 
 class MAVENTorchLearner(QMIXTorchLearner):
 
+    SEPARATE_OPTIMIZERS = (Z_POLICY_OPTIMIZER,)
+
     def td_parameters(self, module) -> List[torch.nn.Parameter]:
         z_policy = {id(p) for p in module.z_policy.parameters()}
         return [p for p in module.online_parameters() if id(p) not in z_policy]
@@ -30,7 +32,7 @@ class MAVENTorchLearner(QMIXTorchLearner):
         super().configure_optimizers_for_module(module_id, config)
         params = list(self.module[module_id].unwrapped().z_policy.parameters())
         self.register_optimizer(module_id=module_id, optimizer_name=Z_POLICY_OPTIMIZER,
-                                optimizer=torch.optim.Adam(params, fused=True), params=params,
+                                optimizer=torch.optim.Adam(params), params=params,
                                 lr_or_lr_schedule=config.lr)
 
     # ---- the mutual-information loss ------------------------------------------
@@ -94,16 +96,11 @@ class MAVENTorchLearner(QMIXTorchLearner):
         -sum_j R_j log pi(z_j|s_0j) + entropy_scaling * sum_j log pi(z_j|s_0j)  ("release_sampled").
         """
         policy = self.module[TEAM].unwrapped().z_policy
-        optimizer = self.get_optimizer(TEAM, Z_POLICY_OPTIMIZER)
-        states = torch.as_tensor(initial_states, dtype=torch.float32)
-        z = torch.as_tensor(z_index, dtype=torch.long)
-        rewards = torch.as_tensor(returns, dtype=torch.float32)
-        losses = torch.empty(states.shape[0])
-        for step in range(states.shape[0]):
-            losses[step] = policy.set_reinforce_gradients(states[step], z[step], rewards[step],
-                                                          entropy_scaling, entropy_bonus == "exact")
-            optimizer.step()
-        with torch.no_grad():
-            log_probs = policy(states.reshape(-1, states.shape[-1]))
+        states = np.asarray(initial_states, dtype=np.float32)
+        losses = policy.reinforce(self.get_optimizer(TEAM, Z_POLICY_OPTIMIZER), states,
+                                  np.asarray(z_index), np.asarray(returns, dtype=np.float32),
+                                  entropy_scaling, entropy_bonus == "exact")
+        with torch.no_grad():  # at the s_0 of the last batch, after the update
+            log_probs = policy(torch.from_numpy(states[-1]))
             entropy = -(log_probs.exp() * log_probs).sum(-1).mean().item()
         return {"z_policy_loss": losses.mean().item(), "z_policy_entropy": entropy}

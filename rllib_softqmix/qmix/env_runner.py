@@ -119,6 +119,7 @@ class TeamEnvRunner(EnvRunner, Checkpointable):
         spec = self.config.get_multi_rl_module_spec(spaces=self.get_spaces(), inference_only=True)
         self.module = spec.build()
         self.team_module = self.module[TEAM].unwrapped()
+        self.team_module.eval()  # acting only: set once, not on every step as forward_* do
 
     def assert_healthy(self):
         assert self.envs and self.module is not None
@@ -182,7 +183,7 @@ class TeamEnvRunner(EnvRunner, Checkpointable):
             return uniform_available(observation["action_mask"]).numpy()
         batch = {Columns.OBS: observation, Columns.STATE_IN: self._recurrent,
                  TIMESTEP: self.num_env_steps_sampled_lifetime}
-        forward = self.module[TEAM].forward_exploration if explore else self.module[TEAM].forward_inference
+        forward = self.team_module._forward_exploration if explore else self.team_module._forward_inference
         out = forward(batch)
         self._recurrent = out[Columns.STATE_OUT]
         constants = self.team_module.EPISODE_CONSTANTS

@@ -42,6 +42,9 @@ def chosen_local_q(batch: Dict[str, Any], fwd_out: Dict[str, Any]) -> torch.Tens
 class QMIXTorchLearner(TorchLearner):
     """Learner for the whole QMIX family; subclasses override the hooks above."""
 
+    # Optimizers that the TD update does not step (MAVEN's pi_z trains on its own).
+    SEPARATE_OPTIMIZERS: Tuple[str, ...] = ()
+
     def build(self) -> None:
         torch.set_num_threads(self.config.torch_num_threads)
         super().build()
@@ -201,7 +204,8 @@ class QMIXTorchLearner(TorchLearner):
             self._params[param_ref].grad = grad
         for module_id, optimizer_names in self._module_optimizers.items():
             for optimizer_name in optimizer_names:
-                self.get_optimizer(module_id, optimizer_name).step()
+                if optimizer_name not in self.SEPARATE_OPTIMIZERS:
+                    self.get_optimizer(module_id, optimizer_name).step()
 
     # ---- around each gradient step -----------------------------------------
     def before_gradient_based_update(self, *, timesteps: Dict[str, Any]) -> None:
