@@ -32,10 +32,11 @@ VARIANTS = {
 
 
 def jobs(steps, seeds, ms, eval_every, variants):
-    for m in ms:
-        for label in variants:
-            algorithm, settings = VARIANTS[label]
-            for seed in range(seeds):
+    """Seed-major, so that a run stopped early has every variant for its first seeds."""
+    for seed in range(seeds):
+        for m in ms:
+            for label in variants:
+                algorithm, settings = VARIANTS[label]
                 yield Job(name=f"m{m}_{label.replace(' ', '_')}_s{seed}", group=f"{label}/m={m}",
                           algorithm=algorithm, env="m_step_matrix", env_config={"m": m},
                           settings={**COMMON, **settings}, seed=seed, total_steps=steps,

@@ -11,7 +11,14 @@ episodes. Reports, for the GRU and the MLP agent:
 and the ratio to EPyMARL's QMIX measured on this machine (230 env steps/s with a GRU
 agent, 350 with an MLP agent, as stated in the issue).
 
+Two modes, measured in the same run: "sequential" (one process: sample, then learn) and
+"sample_while_learning" (one remote EnvRunner collects the next episode on the other
+core while this process takes the gradient step). With ``--return-steps`` it also trains
+both modes to that many env steps for ``--return-seeds`` seeds and reports the greedy
+return (32 episodes) at the end, to show the overlap keeps the sample efficiency.
+
     python bench/throughput.py --steps 20000 --out bench/results/throughput.json
+    python bench/throughput.py --return-steps 100000 --return-seeds 3 --agents gru
 """
 
 import argparse
@@ -32,6 +39,7 @@ from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch  # noqa: 
 import rllib_softqmix as rq  # noqa: E402
 
 EPYMARL_ENV_STEPS_PER_S = {"gru": 230.0, "mlp": 350.0}
+MODES = ("sequential", "sample_while_learning")
 
 
 def build(agent_network: str, seed: int, steps_per_iteration: int, config_class=rq.QMIXConfig,
@@ -42,8 +50,9 @@ def build(agent_network: str, seed: int, steps_per_iteration: int, config_class=
                     gradient_steps_per_train_step=1, target_update_interval_episodes=200,
                     epsilon_anneal_time=50000)
     settings.update(overrides)
+    remote_runners = 1 if settings.get("sample_while_learning") else 0
     config = (config_class().environment(env, env_config=env_config or {}).training(**settings)
-              .env_runners(num_envs_per_env_runner=1)
+              .env_runners(num_envs_per_env_runner=1, num_env_runners=remote_runners)
               .reporting(min_sample_timesteps_per_iteration=steps_per_iteration)
               .debugging(seed=seed))
     return config.build_algo()
@@ -104,9 +113,10 @@ def process_tree_rss_mb() -> float:
     return total / 2**20
 
 
-def measure(agent_network: str, steps: int, warmup_steps: int, seed: int) -> dict:
+def measure(agent_network: str, mode: str, steps: int, warmup_steps: int, seed: int) -> dict:
     """Runs Algorithm.train() iterations of 1000 env steps, as Tune would."""
-    algo = build(agent_network, seed, steps_per_iteration=1000)
+    algo = build(agent_network, seed, steps_per_iteration=1000,
+                 sample_while_learning=mode == "sample_while_learning")
     while algo._env_steps < warmup_steps:  # fills the buffer past one batch, starts training
         algo.train()
     env_steps_before, start = algo._env_steps, time.perf_counter()
@@ -119,6 +129,7 @@ def measure(agent_network: str, steps: int, warmup_steps: int, seed: int) -> dic
     env_steps = algo._env_steps - env_steps_before
     result = {
         "agent_network": agent_network,
+        "mode": mode,
         "env_steps": env_steps,
         "gradient_steps": algo._gradient_steps - updates_before,
         "seconds": round(elapsed, 2),
@@ -133,21 +144,54 @@ def measure(agent_network: str, steps: int, warmup_steps: int, seed: int) -> dic
     return result
 
 
+def greedy_return_after(agent_network: str, mode: str, steps: int, seed: int) -> float:
+    """Mean greedy return over 32 episodes after training ``steps`` env steps."""
+    algo = build(agent_network, seed, steps_per_iteration=5000,
+                 sample_while_learning=mode == "sample_while_learning")
+    while algo._env_steps < steps:
+        algo.train()
+    runner = algo.env_runner  # the local runner, given the learner's latest weights
+    runner.module["team"].load_state_dict(algo.learner_group._learner.module["team"].state_dict(),
+                                          strict=False)
+    returns = [episode.get_return() for episode in runner.sample(num_episodes=32, explore=False)]
+    algo.stop()
+    return float(np.mean(returns))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=20000, help="measured env steps per agent type")
     parser.add_argument("--warmup-steps", type=int, default=2000)
     parser.add_argument("--agents", nargs="+", default=["gru", "mlp"], choices=["gru", "mlp"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--return-steps", type=int, default=0,
+                        help="also train each mode this many env steps and report the greedy return")
+    parser.add_argument("--return-seeds", type=int, default=3)
     parser.add_argument("--out", default="bench/results/throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results = [measure(agent, args.steps, args.warmup_steps, args.seed) for agent in args.agents]
+    results = [measure(agent, mode, args.steps, args.warmup_steps, args.seed)
+               for agent in args.agents for mode in args.modes]
+    for result in results:
+        sequential = next(r for r in results if r["agent_network"] == result["agent_network"])
+        result["ratio_to_sequential_same_run"] = round(
+            result["env_steps_per_s"] / sequential["env_steps_per_s"], 2)
+    returns = {}
+    if args.return_steps:
+        for agent in args.agents:
+            for mode in args.modes:
+                finals = [greedy_return_after(agent, mode, args.return_steps, seed)
+                          for seed in range(args.return_seeds)]
+                returns[f"{agent}/{mode}"] = {"env_steps": args.return_steps, "greedy_returns": finals,
+                                              "mean": round(float(np.mean(finals)), 2),
+                                              "std": round(float(np.std(finals)), 2)}
     report = {"benchmark": "qmix_mpe_spread_throughput", "machine": {
         "cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
         "setting": "3 agents, 25-step episodes, 1 env, GRU/MLP 64, batch 32 episodes, "
                    "1 gradient step per collected episode, torch 1 thread, no test episodes",
-        "results": results, "own_peak_rss_mb": round(own_peak_rss_mb(), 1)}
+        "results": results, "greedy_return_at_end": returns,
+        "own_peak_rss_mb": round(own_peak_rss_mb(), 1)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

@@ -190,6 +190,10 @@ CASES = [
          lambda _: SoftQMIXConfig().environment("one_step_matrix")
          .training(variant="entropy", weighted_td=True).validate(),
          ("weighted_td=True", "use variant 'function_f' or 'full'")),
+    Case("sample_while_learning without remote runners", "QMIX",
+         lambda _: QMIXConfig().environment("one_step_matrix")
+         .training(sample_while_learning=True).build_algo(),
+         ("sample_while_learning=True", "num_env_runners=1")),
     Case("TensorFlow", "VDN",
          lambda _: VDNConfig().environment("one_step_matrix").framework("tf2").build_algo(),
          ("framework='tf2'", "set framework='torch'")),

@@ -1,6 +1,7 @@
 """The multi-process paths learn what the local path learns (issue 7).
 
-Two remote EnvRunners plus one remote Learner (each its own Ray actor) run the same
+Two remote EnvRunners plus one remote Learner (each its own Ray actor), and one remote
+EnvRunner sampling while the local learner trains (``sample_while_learning``), run the same
 matrix-game configs as tests/test_learning.py; the greedy outcomes must match the
 local path's (measured there: seed 0 solves the decomposable game with (A, A) = 6, and
 QMIX ends in the non-monotonic game's 0 block). Half a CPU per actor lets both runners
@@ -95,5 +96,30 @@ def test_gpu_learner_matches_the_cpu_outcome(ray_session):
             algo.train()
         assert all(episode.actions[0].tolist() == [0, 0]
                    for episode in algo.env_runner.sample(num_episodes=4, explore=False))
+    finally:
+        algo.stop()
+
+
+def test_sampling_while_learning_solves_the_decomposable_game(ray_session):
+    """One remote runner collects while this process learns; the episodes arrive after the
+    gradient steps they ran beside, and the runner acts with the learner's weights."""
+    config = (QMIXConfig().environment("one_step_matrix", env_config={"payoff": DECOMPOSABLE})
+              .training(**MATRIX_SETTINGS, sample_while_learning=True)
+              .env_runners(num_env_runners=1, num_cpus_per_env_runner=0.5)
+              .reporting(min_sample_timesteps_per_iteration=1000).debugging(seed=0))
+    algo = config.build_algo()
+    try:
+        assert algo.learner_group.is_local
+        for _ in range(5):
+            result = algo.train()
+        episodes = result["env_runners"]["num_episodes_lifetime"]
+        assert 0 < result["num_gradient_steps_lifetime"] <= episodes / 8  # 1 step per 8 episodes
+        actions = remote_greedy_actions(algo)
+        assert len(actions) >= 4 and all(joint == [0, 0] for joint in actions)
+        learner = learner_weights(algo)
+        runner_state = algo.env_runner_group.foreach_env_runner(
+            lambda runner: runner.module[TEAM].state_dict(), local_env_runner=False)[0]
+        for name, value in runner_state.items():
+            np.testing.assert_allclose(np.asarray(value), np.asarray(learner[name]), atol=0)
     finally:
         algo.stop()

@@ -37,6 +37,7 @@ from rllib_softqmix.qmix.config import QMIXConfig
 from rllib_softqmix.qmix.learner import TRAINING_ITERATION, NonFiniteLossError
 
 ALGORITHM_STATE = "qmix_family_state"
+SAMPLE_TAG = "sample_while_learning"
 
 
 class QMIX(Algorithm):
@@ -57,25 +58,19 @@ class QMIX(Algorithm):
 
     # ---- one training step ------------------------------------------------------
     def training_step(self) -> None:
-        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            episodes, runner_metrics = self.sample_episodes()
-        self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
-        self.check_episodes_finite(episodes)
-        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
-            self.replay_buffer.add(episodes)
-        self._env_steps += sum(len(episode) for episode in episodes)
-        self._episodes += len(episodes)
-        weights_changed = self.on_episodes_collected(episodes)
-
-        config = self.config
-        if len(self.replay_buffer) >= config.train_batch_size_episodes:
-            self._gradient_step_credit += (len(episodes) * config.gradient_steps_per_train_step
-                                           / config.episodes_per_train_step)
-            steps = int(self._gradient_step_credit)
-            self._gradient_step_credit -= steps
-            for _ in range(steps):
-                self.gradient_step()
-            weights_changed = weights_changed or steps > 0
+        """Collect, store, take the gradient steps owed, sync the runners' weights; with
+        ``sample_while_learning`` the remote runners collect during the gradient steps and
+        the episodes are stored after them."""
+        overlap = (self.config.sample_while_learning
+                   and self.env_runner_group.num_healthy_remote_workers() > 0)
+        weights_changed = False
+        if overlap:
+            self.start_sampling()
+        else:
+            weights_changed = self.store_episodes(*self.sample_episodes())
+        weights_changed = self.take_owed_gradient_steps() or weights_changed
+        if overlap:
+            weights_changed = self.store_episodes(*self.finish_sampling()) or weights_changed
         self.wait_for_background_updates()
         if weights_changed:
             with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
@@ -83,6 +78,29 @@ class QMIX(Algorithm):
         self.metrics.log_dict({"replay_buffer_episodes": len(self.replay_buffer),
                                "num_gradient_steps_lifetime": self._gradient_steps,
                                **self.exploration_metrics()}, window=1)
+
+    def store_episodes(self, episodes: List[TeamEpisode], runner_metrics: List[Dict]) -> bool:
+        """Adds new episodes to the buffer and the gradient steps they earn (once the buffer
+        holds a batch); returns whether ``on_episodes_collected`` changed acting weights."""
+        self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+        self.check_episodes_finite(episodes)
+        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
+            self.replay_buffer.add(episodes)
+        self._env_steps += sum(len(episode) for episode in episodes)
+        self._episodes += len(episodes)
+        weights_changed = self.on_episodes_collected(episodes)
+        config = self.config
+        if len(self.replay_buffer) >= config.train_batch_size_episodes:
+            self._gradient_step_credit += (len(episodes) * config.gradient_steps_per_train_step
+                                           / config.episodes_per_train_step)
+        return weights_changed
+
+    def take_owed_gradient_steps(self) -> bool:
+        steps = int(self._gradient_step_credit)
+        self._gradient_step_credit -= steps
+        for _ in range(steps):
+            self.gradient_step()
+        return steps > 0
 
     def check_episodes_finite(self, episodes: List[TeamEpisode]) -> None:
         """NonFiniteLossError if the env returned a NaN or inf reward, observation or state:
@@ -126,15 +144,36 @@ class QMIX(Algorithm):
 
     def sample_episodes(self) -> Tuple[List[TeamEpisode], List[Dict]]:
         """Collects episodes_per_train_step episodes with exploration, split over runners."""
+        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+            remote = self.env_runner_group.num_healthy_remote_workers()
+            results = self.env_runner_group.foreach_env_runner(self._sample_function(max(1, remote)),
+                                                               local_env_runner=remote == 0)
+        return self._merge_samples(results)
+
+    def start_sampling(self) -> None:
+        """Starts the remote runners' sampling of one training step (see ``finish_sampling``)."""
         remote = self.env_runner_group.num_healthy_remote_workers()
-        per_runner = math.ceil(self.config.episodes_per_train_step / max(1, remote))
+        self.env_runner_group.foreach_env_runner_async(self._sample_function(remote), tag=SAMPLE_TAG)
+
+    def finish_sampling(self) -> Tuple[List[TeamEpisode], List[Dict]]:
+        """Waits for the sampling that ``start_sampling`` began (a runner that died meanwhile
+        is left out, as in ``sample_episodes``)."""
+        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+            ready = self.env_runner_group.fetch_ready_async_reqs(tags=SAMPLE_TAG, timeout_seconds=None)
+        return self._merge_samples([result for _, result in ready])
+
+    def _sample_function(self, runners: int):
+        per_runner = math.ceil(self.config.episodes_per_train_step / runners)
         env_steps = self._env_steps
 
         def sample(runner, _n=per_runner, _t=env_steps):
             runner.set_state({NUM_ENV_STEPS_SAMPLED_LIFETIME: _t})
             return runner.sample(num_episodes=_n, explore=True), runner.get_metrics()
 
-        results = self.env_runner_group.foreach_env_runner(sample, local_env_runner=remote == 0)
+        return sample
+
+    @staticmethod
+    def _merge_samples(results) -> Tuple[List[TeamEpisode], List[Dict]]:
         episodes = [episode for runner_episodes, _ in results for episode in runner_episodes]
         return episodes, [metrics for _, metrics in results]
 

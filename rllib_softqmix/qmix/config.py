@@ -159,6 +159,7 @@ class QMIXConfig(AlgorithmConfig):
         self.train_batch_size_episodes = 128
         self.episodes_per_train_step = 8
         self.gradient_steps_per_train_step = 1
+        self.sample_while_learning = False
         self.torch_num_threads = 1
 
     def training(
@@ -187,6 +188,7 @@ class QMIXConfig(AlgorithmConfig):
         train_batch_size_episodes: Optional[int] = NotProvided,
         episodes_per_train_step: Optional[int] = NotProvided,
         gradient_steps_per_train_step: Optional[int] = NotProvided,
+        sample_while_learning: Optional[bool] = NotProvided,
         torch_num_threads: Optional[int] = NotProvided,
         **kwargs,
     ) -> "QMIXConfig":
@@ -225,6 +227,12 @@ class QMIXConfig(AlgorithmConfig):
                 (PyMARL's batch_size_run), split across the EnvRunners.
             gradient_steps_per_train_step: gradient steps per training step; the update
                 ratio is gradient_steps_per_train_step / episodes_per_train_step.
+            sample_while_learning: with num_env_runners >= 1, the remote EnvRunners collect
+                a training step's episodes while the learner takes its gradient steps on
+                the buffer as it was (sampling and learning on separate cores). The
+                episodes are stored after those steps, so each gradient step misses the
+                newest episodes that the sequential order would have given it; the weights
+                the runners act with are the same in both orders.
             torch_num_threads: torch intra-op threads in learners and EnvRunners (1 is
                 fastest for these small networks on small machines).
         """
@@ -278,6 +286,7 @@ class QMIXConfig(AlgorithmConfig):
         "train_batch_size_episodes": integer(1),
         "episodes_per_train_step": integer(1),
         "gradient_steps_per_train_step": integer(1),
+        "sample_while_learning": boolean,
         "torch_num_threads": integer(1),
         # RLlib's own settings, as this family reads them.
         "lr": number(0.0, low_open=True),
@@ -375,6 +384,11 @@ class QMIXConfig(AlgorithmConfig):
                 f"{self.owner}: replay_buffer_capacity={self.replay_buffer_capacity} is smaller "
                 f"than train_batch_size_episodes={self.train_batch_size_episodes}; the buffer must "
                 f"hold at least one batch. Raise replay_buffer_capacity or lower the batch size.")
+        if self.sample_while_learning and self.num_env_runners < 1 and not self.in_evaluation:
+            raise ConfigError(
+                f"{self.owner}: sample_while_learning=True needs remote EnvRunners to sample on "
+                f"while this process learns, but num_env_runners=0. Set "
+                f"config.env_runners(num_env_runners=1) (or more), or sample_while_learning=False.")
         if set(self.policies) != {TEAM}:
             raise ConfigError(
                 f"{self.owner}: policies={sorted(self.policies)} is invalid; the whole team is one "
