@@ -10,10 +10,12 @@ game at about 26 env steps/s here).
 
     python bench/maven_m_step.py                      # as many seeds as --seeds
     python bench/maven_m_step.py --steps 20000 --seeds 2 --ms 4
+    python bench/maven_m_step.py --speed              # env steps/s alone: one process, no tests
 """
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from curves import Job, run_all
 COMMON = dict(replay_buffer_capacity=1000, train_batch_size_episodes=32, episodes_per_train_step=1,
               num_envs_per_env_runner=1, lr=5e-4, optimizer_type="rmsprop", td_lambda=0.0,
               td_loss_scale=1.0, hypernet_layers=1, epsilon_finish=0.01)
+AUTHORS_ENV_STEPS_PER_S = 26  # the authors' MAVEN code on the m-step game, this machine
 VARIANTS = {
     "MAVEN": ("MAVEN", {"noise_dim": 16, "z_policy": "learned", "bandit_iters": 100,
                         "entropy_scaling": 0.001, "mi_loss": 1.0, "rnn_discrim": True,
@@ -42,6 +45,32 @@ def jobs(steps, seeds, ms, eval_every, variants):
                           settings={**COMMON, **settings}, seed=seed, total_steps=steps,
                           eval_every=eval_every, eval_episodes=64,
                           metrics=["z_policy_entropy"] if algorithm == "MAVEN" else [])
+
+
+def measure_speed(m: int, label: str, steps: int, repeats: int) -> dict:
+    """Training env steps/s of one variant in this process (no test episodes), after a
+    warm-up iteration that fills the buffer past one batch; ``repeats`` separate runs."""
+    import torch
+
+    import rllib_softqmix
+
+    torch.set_num_threads(1)
+    algorithm, settings = VARIANTS[label]
+    rates = []
+    for seed in range(repeats):
+        config = rllib_softqmix.ALGORITHMS[algorithm].get_default_config().environment(
+            "m_step_matrix", env_config={"m": m})
+        config.update_from_dict({"min_sample_timesteps_per_iteration": 1000, **COMMON, **settings})
+        algo = config.debugging(seed=seed).build_algo()
+        algo.train()
+        start, steps_before = time.perf_counter(), algo._env_steps
+        while algo._env_steps - steps_before < steps:
+            algo.train()
+        rates.append((algo._env_steps - steps_before) / (time.perf_counter() - start))
+        algo.stop()
+    return {"m": m, "variant": label, "env_steps_per_s": [round(rate, 1) for rate in rates],
+            "mean": round(float(np.mean(rates)), 1),
+            "ratio_to_authors_code": round(float(np.mean(rates)) / AUTHORS_ENV_STEPS_PER_S, 2)}
 
 
 def summarize(records):
@@ -100,13 +129,26 @@ def main():
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--out", default="bench/results/maven_m_step")
+    parser.add_argument("--speed", action="store_true",
+                        help="only measure env steps/s of each variant alone (--speed-steps, 3 runs)")
+    parser.add_argument("--speed-steps", type=int, default=3000)
     args = parser.parse_args()
     out = Path(args.out)
+    if args.speed:
+        results = [measure_speed(m, label, args.speed_steps, repeats=3)
+                   for m in args.ms for label in args.variants]
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "speed.json").write_text(json.dumps({"benchmark": "maven_m_step_speed", "common": COMMON,
+                                                    "authors_code_env_steps_per_s": AUTHORS_ENV_STEPS_PER_S,
+                                                    "results": results}, indent=2))
+        for result in results:
+            print(result)
+        return
     records = run_all(list(jobs(args.steps, args.seeds, args.ms, args.eval_every, args.variants)), out)
     summary = summarize(records)
     (out / "summary.json").write_text(json.dumps({"benchmark": "maven_m_step", "common": COMMON,
                                                   "variants": VARIANTS, "steps": args.steps,
-                                                  "authors_code_env_steps_per_s": 26,
+                                                  "authors_code_env_steps_per_s": AUTHORS_ENV_STEPS_PER_S,
                                                   "groups": summary}, indent=2))
     plot(summary, out / "curves.png")
     for group, data in summary.items():
