@@ -4,11 +4,13 @@ import copy
 
 import numpy as np
 import pytest
+import ray
 import torch
 from ray.rllib.core.columns import Columns
 
 from rllib_softqmix import ConfigError, MAVENConfig, TeamPolicy
 from rllib_softqmix.maven.networks import ZPolicy
+from rllib_softqmix.maven.reinforce import reinforce_steps
 
 
 def config(**training):
@@ -145,14 +147,42 @@ def test_reinforce_raises_the_probability_of_the_better_z(ray_session):
     module = learner.module["team"].unwrapped()
     state0 = torch.zeros(module.state_dim)
     before = module.z_policy(state0).exp()
-    states = np.zeros((100, 64, module.state_dim), np.float32)  # 100 steps, as the paper run
-    z = np.tile(np.arange(4), (100, 16))
-    returns = np.where(z == 2, 10.0, 1.0)  # z = 2 earns more
-    learner.update_z_policy(states, z, returns, entropy_scaling=0.001)
+    states = np.zeros((64, module.state_dim), np.float32)
+    z = np.arange(64) % 4
+    returns = np.where(z == 2, 10.0, 1.0).astype(np.float32)  # z = 2 earns more
+    index = np.tile(np.arange(64), (100, 1))  # 100 steps, as the paper run
+    learner.update_z_policy(states, z, returns, index, entropy_scaling=0.001)
     after = module.z_policy(state0).exp()
     assert after[2] > before[2] + 0.2
     assert after[2] == after.max()
     algo.stop()
+
+
+def test_z_policy_steps_in_their_actor_equal_the_steps_in_the_learner(ray_session):
+    """The REINFORCE steps that run in the ZPolicyWorker actor beside the TD step leave
+    every weight and Adam moment exactly where running them in the learner does."""
+    def trained(in_actor):
+        algo = config(z_policy="learned", bandit_iters=20).build_algo()
+        assert algo._z_policy_worker is not None
+        if not in_actor:
+            ray.kill(algo._z_policy_worker)
+            algo._z_policy_worker = None
+        for _ in range(3):
+            algo.train()
+        learner = algo.learner_group._learner
+        z_policy_adam = learner.get_optimizer("team", "z_policy").state_dict()["state"]
+        weights = {name: p.detach().clone() for name, p in learner.module["team"].unwrapped().named_parameters()}
+        algo.stop()
+        return weights, z_policy_adam
+
+    (in_actor, adam_in_actor), (in_learner, adam_in_learner) = trained(True), trained(False)
+    assert in_actor.keys() == in_learner.keys()
+    for name in in_actor:
+        assert torch.equal(in_actor[name], in_learner[name]), name
+    for index, state in adam_in_actor.items():
+        assert state["step"].item() == adam_in_learner[index]["step"].item() > 20
+        assert torch.equal(state["exp_avg"], adam_in_learner[index]["exp_avg"])
+        assert torch.equal(state["exp_avg_sq"], adam_in_learner[index]["exp_avg_sq"])
 
 
 @pytest.mark.parametrize("exact_entropy", [True, False])
@@ -166,14 +196,17 @@ def test_numpy_reinforce_steps_equal_autograd_with_torch_adam(exact_entropy):
     reference_optimizer = torch.optim.Adam(reference.parameters(), lr=0.01)
     rng = np.random.default_rng(0)
     for _ in range(2):
-        states = rng.standard_normal((5, 64, 5)).astype(np.float32)
-        z, returns = rng.integers(0, 4, (5, 64)), (rng.standard_normal((5, 64)) * 3).astype(np.float32)
-        losses = policy.reinforce(optimizer, states, z, returns, 0.3, exact_entropy)
+        states = rng.standard_normal((100, 5)).astype(np.float32)
+        z, returns = rng.integers(0, 4, 100), (rng.standard_normal(100) * 3).astype(np.float32)
+        index = rng.integers(0, 100, (5, 64))
+        packed, losses = reinforce_steps(*policy.packed(optimizer), states, z, returns, index,
+                                         0.3, exact_entropy)
+        policy.load_packed(optimizer, packed)
         for k in range(5):
-            log_probs = reference(torch.from_numpy(states[k]))
-            log_pi = log_probs.gather(-1, torch.from_numpy(z[k]).unsqueeze(-1)).squeeze(-1)
+            log_probs = reference(torch.from_numpy(states[index[k]]))
+            log_pi = log_probs.gather(-1, torch.from_numpy(z[index[k]]).unsqueeze(-1)).squeeze(-1)
             bonus = -(log_probs.exp() * log_probs).sum() if exact_entropy else -log_pi.sum()
-            loss = -(torch.from_numpy(returns[k]) * log_pi).sum() - 0.3 * bonus
+            loss = -(torch.from_numpy(returns[index[k]]) * log_pi).sum() - 0.3 * bonus
             reference_optimizer.zero_grad()
             loss.backward()
             reference_optimizer.step()
@@ -194,12 +227,13 @@ def z_policy_entropy_after_bonus_steps(entropy_bonus):
     module = learner.module["team"].unwrapped()
     with torch.no_grad():
         module.z_policy.net[-1].bias.copy_(torch.tensor([3.0, 0.0, 0.0, 0.0]))
-    states = np.zeros((100, 64, module.state_dim), np.float32)
+    states = np.zeros((6400, module.state_dim), np.float32)
     probs = module.z_policy(torch.zeros(module.state_dim)).exp().detach().numpy()
     before = float(-(probs * np.log(probs)).sum())
-    z = np.random.default_rng(0).choice(4, size=(100, 64), p=probs / probs.sum())
-    results = learner.update_z_policy(states, z, np.zeros((100, 64)), entropy_scaling=1.0,
-                                      entropy_bonus=entropy_bonus)
+    z = np.random.default_rng(0).choice(4, size=6400, p=probs / probs.sum())
+    index = np.arange(6400).reshape(100, 64)
+    results = learner.update_z_policy(states, z, np.zeros(6400, np.float32), index,
+                                      entropy_scaling=1.0, entropy_bonus=entropy_bonus)
     algo.stop()
     return before, results["z_policy_entropy"]
 

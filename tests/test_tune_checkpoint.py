@@ -115,6 +115,7 @@ def learn_from(algo, episodes):
     algo.on_episodes_collected(episodes)
     torch.manual_seed(1)
     algo.gradient_step()
+    algo.wait_for_background_updates()
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHM_NAMES)

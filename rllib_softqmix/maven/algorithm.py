@@ -2,17 +2,20 @@
 rollout (spec 4.1) and the second evaluation with the other way of drawing z."""
 
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
+import ray
 
 from rllib_softqmix.core.episodes import TeamEpisode
 from rllib_softqmix.envs.team_env import TEAM
+from rllib_softqmix.maven import reinforce
 from rllib_softqmix.maven.config import MAVENConfig
 from rllib_softqmix.qmix.algorithm import QMIX
 
 Z_BUFFER_STATE = "maven_z_buffer"
+# numpy in the z-policy actor: one BLAS thread, as in the learner, so results are identical.
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 class MAVEN(QMIX):
@@ -25,18 +28,21 @@ class MAVEN(QMIX):
     def setup(self, config: MAVENConfig) -> None:
         super().setup(config)
         self._z_buffer = deque(maxlen=self.config.bandit_buffer)
-        self._z_policy_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maven_z_policy")
-        self._z_policy_update: Optional[Future] = None
+        self._z_policy_worker = None
+        if config.z_policy == "learned" and self.learner_group.is_local:
+            ray.cloudpickle.register_pickle_by_value(reinforce)  # the actor needs numpy only
+            self._z_policy_worker = ray.remote(num_cpus=0)(reinforce.ZPolicyWorker).options(
+                runtime_env={"env_vars": ONE_THREAD}).remote()
+        self._z_policy_update: Optional[Tuple[ray.ObjectRef, np.ndarray]] = None
 
     def on_episodes_collected(self, episodes: List[TeamEpisode]) -> bool:
         """Stores (s_0, z, return) of every episode and, for a learned z-policy, takes
         bandit_iters REINFORCE steps on bandit_batch samples drawn with replacement (the
         runners get the new pi_z with the weights sync that follows).
 
-        With a local learner the steps run in a thread beside the TD gradient steps: they
-        share no parameters, optimizer or random state, so the result is the same as one
-        after the other, and numpy's and torch's kernels release the GIL (2 cores: pi_z's
-        100 steps then cost almost nothing)."""
+        With a local learner the steps run in a Ray actor (ZPolicyWorker) on another core
+        while the TD gradient steps run here: they share no parameters, optimizer or
+        random state, so the result is the same as one after the other (tested)."""
         config = self.config
         for episode in episodes:
             self._z_buffer.append((episode.state[0], int(episode.extras["z"].argmax()),
@@ -44,26 +50,31 @@ class MAVEN(QMIX):
         if config.z_policy != "learned" or not self._z_buffer:
             return False
         index = self._batch_rng.integers(len(self._z_buffer), size=(config.bandit_iters, config.bandit_batch))
-        states, z, returns = (np.asarray(part) for part in zip(*self._z_buffer))
-
-        def update(learner):
-            return learner.update_z_policy(states[index], z[index], returns[index],
-                                           config.entropy_scaling, config.z_entropy_bonus)
-
-        if self.learner_group.is_local:
-            self._z_policy_update = self._z_policy_thread.submit(update, self.learner_group._learner)
-        else:
-            self._z_policy_update = Future()
-            self._z_policy_update.set_result(next(iter(self.learner_group.foreach_learner(update))).get())
+        states, z, returns = (np.asarray(part, dtype) for part, dtype in
+                              zip(zip(*self._z_buffer), (np.float32, np.int64, np.float32)))
+        steps = (states, z, returns, index, config.entropy_scaling)
+        if self._z_policy_worker is None:
+            results = self.learner_group.foreach_learner(
+                lambda learner: learner.update_z_policy(*steps, config.z_entropy_bonus))
+            self.metrics.log_dict(next(iter(results)).get(), window=1)
+            return True
+        policy, adam = self.learner_group._learner.packed_z_policy()
+        self._z_policy_update = (self._z_policy_worker.reinforce_steps.remote(
+            reinforce.plain(policy), reinforce.plain(adam), *steps, config.z_entropy_bonus == "exact"),
+            states[index[-1]])
         return True
 
     def wait_for_background_updates(self) -> None:
         if self._z_policy_update is not None:
-            results, self._z_policy_update = self._z_policy_update.result(), None
-            self.metrics.log_dict(results, window=1)
+            (pending, last_states), self._z_policy_update = self._z_policy_update, None
+            policy, losses = ray.get(pending)
+            learner = self.learner_group._learner
+            self.metrics.log_dict(learner.load_z_policy(reinforce.PackedZPolicy(*policy), losses, last_states),
+                                  window=1)
 
     def cleanup(self) -> None:
-        self._z_policy_thread.shutdown(wait=True)
+        if self._z_policy_worker is not None:
+            ray.kill(self._z_policy_worker)
         super().cleanup()
 
     def evaluate(self, *args, **kwargs):

@@ -7,7 +7,7 @@ detached unless ``mi_intrinsic``), so the agents' Q-functions are shaped to make
 identifiable. pi_z has its own Adam optimiser and never gets TD gradients.
 """
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from rllib_softqmix.core.action_selection import mask_unavailable
 from rllib_softqmix.envs.team_env import TEAM
+from rllib_softqmix.maven.reinforce import AdamSettings, PackedZPolicy, reinforce_steps
 from rllib_softqmix.qmix.learner import QMIXTorchLearner, masked_mean
 
 Z_POLICY_OPTIMIZER = "z_policy"
@@ -88,19 +89,28 @@ class MAVENTorchLearner(QMIXTorchLearner):
         return {"discriminator_accuracy": accuracy}
 
     # ---- the latent policy ----------------------------------------------------------
-    def update_z_policy(self, initial_states: np.ndarray, z_index: np.ndarray, returns: np.ndarray,
-                        entropy_scaling: float, entropy_bonus: str = "exact") -> Dict[str, float]:
-        """REINFORCE steps on pi_z, one per batch [K, M, ...] (spec 4.1), summed over the M
-        samples, no baseline, raw returns (as released). Each step minimises
-        -sum_j R_j log pi(z_j|s_0j) - entropy_scaling * sum_j H(pi(.|s_0j))     ("exact"), or
-        -sum_j R_j log pi(z_j|s_0j) + entropy_scaling * sum_j log pi(z_j|s_0j)  ("release_sampled").
-        """
-        policy = self.module[TEAM].unwrapped().z_policy
-        states = np.asarray(initial_states, dtype=np.float32)
-        losses = policy.reinforce(self.get_optimizer(TEAM, Z_POLICY_OPTIMIZER), states,
-                                  np.asarray(z_index), np.asarray(returns, dtype=np.float32),
-                                  entropy_scaling, entropy_bonus == "exact")
-        with torch.no_grad():  # at the s_0 of the last batch, after the update
-            log_probs = policy(torch.from_numpy(states[-1]))
+    def packed_z_policy(self) -> Tuple[PackedZPolicy, AdamSettings]:
+        """pi_z and its Adam state as numpy copies, for ``reinforce_steps`` elsewhere."""
+        module = self.module[TEAM].unwrapped()
+        return module.z_policy.packed(self.get_optimizer(TEAM, Z_POLICY_OPTIMIZER))
+
+    def load_z_policy(self, policy: PackedZPolicy, losses: np.ndarray,
+                      last_states: np.ndarray) -> Dict[str, float]:
+        """Takes ``reinforce_steps``' result; returns the mean loss and pi_z's entropy at
+        the states of the last batch [M, S], after the update."""
+        z_policy = self.module[TEAM].unwrapped().z_policy
+        z_policy.load_packed(self.get_optimizer(TEAM, Z_POLICY_OPTIMIZER), policy)
+        with torch.no_grad():
+            log_probs = z_policy(torch.as_tensor(last_states, dtype=torch.float32))
             entropy = -(log_probs.exp() * log_probs).sum(-1).mean().item()
-        return {"z_policy_loss": losses.mean().item(), "z_policy_entropy": entropy}
+        return {"z_policy_loss": float(losses.mean()), "z_policy_entropy": entropy}
+
+    def update_z_policy(self, states: np.ndarray, z_index: np.ndarray, returns: np.ndarray,
+                        index: np.ndarray, entropy_scaling: float, entropy_bonus: str = "exact"
+                        ) -> Dict[str, float]:
+        """len(index) REINFORCE steps on pi_z (spec 4.1), step k on the samples index[k]
+        [M] of the buffered initial states [L, S], z [L] and returns [L]: summed over the M
+        samples, no baseline, raw returns (as released); loss in ``reinforce_steps``."""
+        policy, losses = reinforce_steps(*self.packed_z_policy(), states, z_index, returns, index,
+                                         entropy_scaling, entropy_bonus == "exact")
+        return self.load_z_policy(policy, losses, states[index[-1]])

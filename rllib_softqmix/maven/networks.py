@@ -4,7 +4,6 @@ Shapes: B batch, T time, N agents, A actions, H hidden, S state, Z = noise_dim; 
 latent z is a one-hot [..., Z], fixed for a whole episode.
 """
 
-import math
 from typing import Tuple
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch
 from torch import nn
 
 from rllib_softqmix.core.agent import AgentNetwork
+from rllib_softqmix.maven.reinforce import AdamSettings, PackedZPolicy, layer_views
 
 
 class NoiseConditionedAgent(nn.Module):
@@ -52,107 +52,45 @@ class ZPolicy(nn.Module):
         """Log-probabilities [..., Z]."""
         return torch.log_softmax(self.net(initial_states), dim=-1)
 
-    @torch.no_grad()
-    def reinforce(self, optimizer: torch.optim.Adam, states: np.ndarray, z: np.ndarray,
-                  returns: np.ndarray, entropy_scaling: float, exact_entropy: bool) -> np.ndarray:
-        """K REINFORCE steps with ``optimizer``'s Adam, one per batch of states [K, M, S],
-        z [K, M] (indices), returns [K, M] (spec 4.1); returns the K losses
-
-            L = -sum_j R_j log pi(z_j|s_j) - entropy_scaling * sum_j H(pi(.|s_j))   (exact)
-            L = -sum_j (R_j - entropy_scaling) log pi(z_j|s_j)                   (release)
-
-        Backpropagated by hand, dL/dlogits = p (w + [c (log p + H)]) - w onehot(z) with
-        w = R [or R - c], and run in numpy on one flat copy of the parameters and of Adam's
-        moments (each layer's bias as an extra weight column, the inputs with a column of
-        ones), written back at the end with Adam's step count, so the optimizer's state stays
-        the checkpointed one. The paper's run takes 100 such steps per episode, and torch's
-        per-op overhead on these tiny tensors made them 4x slower than this.
-        """
+    def packed(self, optimizer: torch.optim.Adam) -> Tuple[PackedZPolicy, AdamSettings]:
+        """Copies of the parameters and of ``optimizer``'s Adam state as flat numpy arrays
+        (layout in reinforce.py), for ``reinforce_steps``; Adam's state starts at zero."""
         group = optimizer.param_groups[0]
         if group["weight_decay"] or group["amsgrad"] or group["maximize"]:
             raise ValueError("the z-policy's Adam must have no weight decay, amsgrad or maximize")
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        first, _, last = self.net
-        layers = [(first.weight, first.bias), (last.weight, last.bias)]
         for p in self.parameters():
             if not optimizer.state[p]:
                 optimizer.state[p].update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(p),
                                           exp_avg_sq=torch.zeros_like(p))
-        step0 = int(optimizer.state[first.weight]["step"].item())
+        layers = self._layers()
 
-        def packed(tensor_of):  # [W1 | b1] and [W2 | b2], flattened into one array
-            return np.concatenate([np.concatenate([tensor_of(w).numpy(), tensor_of(b).numpy()[:, None]], 1).ravel()
+        def flat(tensor_of):  # [W1 | b1] and [W2 | b2], flattened into one array
+            return np.concatenate([torch.cat([tensor_of(w), tensor_of(b)[:, None]], 1).detach().numpy().ravel()
                                    for w, b in layers])
 
-        flat = packed(torch.Tensor.detach)
-        exp_avg = packed(lambda p: optimizer.state[p]["exp_avg"])
-        exp_avg_sq = packed(lambda p: optimizer.state[p]["exp_avg_sq"])
-        grad, scratch = np.empty_like(flat), np.empty_like(flat)
-        layer1, layer2 = _layer_views(flat, layers)
-        grad1, grad2 = _layer_views(grad, layers)
-        hidden_size = layer1.shape[0]
-        batch_size = states.shape[1]
-        inputs = np.concatenate([states, np.ones((*states.shape[:2], 1), states.dtype)], -1)
-        pre_activation = np.empty((batch_size, hidden_size), np.float32)
-        hidden = np.ones((batch_size, hidden_size + 1), np.float32)  # last column: the bias input
-        rows = np.arange(batch_size)
-        weights = returns if exact_entropy else returns - entropy_scaling
-        losses = np.empty(states.shape[0])
-        for k in range(states.shape[0]):
-            x, chosen, w = inputs[k], z[k], weights[k]
-            np.matmul(x, layer1.T, out=pre_activation)
-            np.maximum(pre_activation, 0.0, out=hidden[:, :hidden_size])
-            logits = hidden @ layer2.T
-            logits -= logits.max(-1, keepdims=True)
-            probs = np.exp(logits)
-            total = probs.sum(-1, keepdims=True)
-            probs /= total
-            log_probs = logits - np.log(total)
-            if exact_entropy:
-                entropy = -(probs * log_probs).sum(-1, keepdims=True)
-                grad_logits = probs * (w[:, None] + entropy_scaling * (log_probs + entropy))
-                losses[k] = -(w * log_probs[rows, chosen]).sum() - entropy_scaling * entropy.sum()
-            else:
-                grad_logits = probs * w[:, None]
-                losses[k] = -(w * log_probs[rows, chosen]).sum()
-            grad_logits[rows, chosen] -= w
-            np.matmul(grad_logits.T, hidden, out=grad2)
-            grad_hidden = grad_logits @ layer2[:, :hidden_size]
-            grad_hidden *= pre_activation > 0
-            np.matmul(grad_hidden.T, x, out=grad1)
-            # Adam, as torch.optim.Adam computes it (no weight decay, no amsgrad).
-            step = step0 + k + 1
-            exp_avg *= beta1
-            np.multiply(grad, 1.0 - beta1, out=scratch)
-            exp_avg += scratch
-            exp_avg_sq *= beta2
-            np.multiply(grad, grad, out=scratch)
-            scratch *= 1.0 - beta2
-            exp_avg_sq += scratch
-            np.sqrt(exp_avg_sq, out=scratch)
-            scratch *= 1.0 / math.sqrt(1.0 - beta2 ** step)
-            scratch += eps
-            np.divide(exp_avg, scratch, out=scratch)
-            scratch *= lr / (1.0 - beta1 ** step)
-            flat -= scratch
-        for values, write in ((flat, lambda p: p), (exp_avg, lambda p: optimizer.state[p]["exp_avg"]),
-                              (exp_avg_sq, lambda p: optimizer.state[p]["exp_avg_sq"])):
-            for (w, b), packed_layer in zip(layers, _layer_views(values, layers)):
-                write(w).copy_(torch.from_numpy(packed_layer[:, :-1]))
-                write(b).copy_(torch.from_numpy(packed_layer[:, -1]))
+        steps = int(optimizer.state[layers[0][0]]["step"].item())
+        policy = PackedZPolicy(flat(lambda p: p), flat(lambda p: optimizer.state[p]["exp_avg"]),
+                               flat(lambda p: optimizer.state[p]["exp_avg_sq"]), steps,
+                               [(w.shape[0], w.shape[1] + 1) for w, _ in layers])
+        (beta1, beta2) = group["betas"]
+        return policy, AdamSettings(float(group["lr"]), beta1, beta2, group["eps"])
+
+    @torch.no_grad()
+    def load_packed(self, optimizer: torch.optim.Adam, policy: PackedZPolicy) -> None:
+        """Writes ``reinforce_steps``' result back into the parameters and Adam's state."""
+        layers = self._layers()
+        for values, write in ((policy.parameters, lambda p: p),
+                              (policy.exp_avg, lambda p: optimizer.state[p]["exp_avg"]),
+                              (policy.exp_avg_sq, lambda p: optimizer.state[p]["exp_avg_sq"])):
+            for (w, b), packed_layer in zip(layers, layer_views(values, policy.layer_shapes)):
+                write(w).copy_(torch.tensor(packed_layer[:, :-1]))
+                write(b).copy_(torch.tensor(packed_layer[:, -1]))
         for p in self.parameters():
-            optimizer.state[p]["step"].fill_(step0 + states.shape[0])
-        return losses
+            optimizer.state[p]["step"].fill_(policy.steps)
 
-
-def _layer_views(flat: np.ndarray, layers) -> list:
-    """Views of ``flat`` as each layer's [out, in + 1] matrix [W | b], in turn."""
-    views, offset = [], 0
-    for weight, _ in layers:
-        rows, columns = weight.shape[0], weight.shape[1] + 1
-        views.append(flat[offset:offset + rows * columns].reshape(rows, columns))
-        offset += rows * columns
-    return views
+    def _layers(self):
+        first, _, last = self.net
+        return [(first.weight, first.bias), (last.weight, last.bias)]
 
 
 class Discriminator(nn.Module):
