@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import ray
 import torch
+from ray import tune
 from ray.rllib.core.columns import Columns
 
 from rllib_softqmix import ConfigError, MAVENConfig, TeamPolicy
@@ -156,6 +157,25 @@ def test_reinforce_raises_the_probability_of_the_better_z(ray_session):
     assert after[2] > before[2] + 0.2
     assert after[2] == after.max()
     algo.stop()
+
+
+def test_tune_run_by_name_searches_mi_loss_as_the_issue_shows(ray_session, tmp_path):
+    """tune.run("MAVEN", ...) with a grid over mi_loss: each trial trains with its own
+    weight; before any learning the discriminator is near uniform, so the logged mi_loss
+    term is about weight * ln(noise_dim)."""
+    search = [0.01, 0.1, 1.0]
+    analysis = tune.run("MAVEN", config=MAVENConfig().environment("m_step_matrix", env_config={"m": 4})
+                        .training(noise_dim=16, mi_loss=tune.grid_search(search), z_policy="learned",
+                                  bandit_iters=4, train_batch_size_episodes=8, replay_buffer_capacity=64)
+                        .reporting(min_sample_timesteps_per_iteration=100),
+                        stop={"training_iteration": 1}, storage_path=str(tmp_path), verbose=0)
+    trials = sorted(analysis.trials, key=lambda trial: trial.config["mi_loss"])
+    assert [trial.status for trial in trials] == ["TERMINATED"] * 3
+    for weight, trial in zip(search, trials):
+        learner = trial.last_result["learners"]["team"]
+        assert trial.config["mi_loss"] == weight
+        assert 0.7 * np.log(16) < learner["mi_loss"] / weight < 1.3 * np.log(16)
+        assert 0 < trial.last_result["z_policy_entropy"] <= np.log(16) + 1e-6
 
 
 def test_z_policy_steps_in_their_actor_equal_the_steps_in_the_learner(ray_session):
