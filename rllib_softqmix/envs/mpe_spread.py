@@ -39,13 +39,20 @@ class ScaledSpreadScenario(Scenario):
     def reward(self, agent, world) -> float:
         if not self.soft_qmix_reward:
             return super().reward(agent, world)
+        if agent is world.agents[0]:  # mpe2 asks agent by agent, in order, once per step
+            self._step_rewards = self.soft_qmix_rewards(world)
+        return float(self._step_rewards[world.agents.index(agent)])
+
+    @staticmethod
+    def soft_qmix_rewards(world) -> np.ndarray:
+        """Every agent's reward [N]: -coverage - #{agents within touching distance}."""
         agents = np.array([a.state.p_pos for a in world.agents])
         landmarks = np.array([landmark.state.p_pos for landmark in world.landmarks])
         coverage = np.linalg.norm(agents[:, None] - landmarks[None], axis=-1).min(axis=0).sum()
         sizes = np.array([a.size for a in world.agents])
-        gaps = np.linalg.norm(agents - agent.state.p_pos, axis=-1)
-        collisions = np.count_nonzero(gaps < sizes + agent.size)
-        return float(-coverage - collisions)
+        gaps = np.linalg.norm(agents[:, None] - agents[None], axis=-1)
+        collisions = np.count_nonzero(gaps < sizes[:, None] + sizes[None], axis=1)
+        return -coverage - collisions
 
 
 def spread_parallel_env(n_agents: int = 3, difficulty: str = "simple", reward: str = "soft_qmix",
@@ -60,8 +67,9 @@ def spread_parallel_env(n_agents: int = 3, difficulty: str = "simple", reward: s
     if int(max_cycles) != max_cycles or max_cycles < 1:
         raise ValueError(f"max_cycles must be a positive integer, got {max_cycles!r}")
     soft = reward == "soft_qmix"
-    # local_ratio 1.0 hands each agent exactly the scenario's reward() (no global mix).
     env = simple_spread_v3.parallel_env(N=int(n_agents), local_ratio=1.0 if soft else 0.5,
                                         max_cycles=int(max_cycles), continuous_actions=False)
     env.unwrapped.scenario = ScaledSpreadScenario(DIFFICULTY_SCALES[difficulty], soft)
+    if soft:  # each agent's reward is reward() as is: skip computing a global reward weighted 0
+        env.unwrapped.local_ratio = None
     return env
