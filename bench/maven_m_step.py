@@ -11,6 +11,7 @@ game at about 26 env steps/s here).
     python bench/maven_m_step.py                      # as many seeds as --seeds
     python bench/maven_m_step.py --steps 20000 --seeds 2 --ms 4
     python bench/maven_m_step.py --speed              # env steps/s alone: one process, no tests
+    python bench/maven_m_step.py --summary-only       # summary.json + curves.png of every stored run
 """
 
 import argparse
@@ -84,7 +85,7 @@ def summarize(records):
         curves = np.array([r["curve"]["greedy_return"][:length] for r in members])
         finals = curves[:, -1]
         summary[group] = {
-            "seeds": len(members), "optimum": m + 3,
+            "seeds": len(members), "seed_ids": sorted(r["job"]["seed"] for r in members), "optimum": m + 3,
             "success_rate": float(np.mean(np.isclose(finals, m + 3))),
             "reached_at_least_decoy": float(np.mean(finals >= m - 1e-6)),
             "final_returns": finals.tolist(),
@@ -132,6 +133,8 @@ def main():
     parser.add_argument("--speed", action="store_true",
                         help="only measure env steps/s of each variant alone (--speed-steps, 3 runs)")
     parser.add_argument("--speed-steps", type=int, default=3000)
+    parser.add_argument("--summary-only", action="store_true",
+                        help="train nothing; summarise every run stored under --out/runs (any seeds and m)")
     args = parser.parse_args()
     out = Path(args.out)
     if args.speed:
@@ -144,10 +147,14 @@ def main():
         for result in results:
             print(result)
         return
-    records = run_all(list(jobs(args.steps, args.seeds, args.ms, args.eval_every, args.variants)), out)
+    if args.summary_only:
+        records = [json.loads(path.read_text()) for path in sorted((out / "runs").glob("*.json"))]
+    else:
+        records = run_all(list(jobs(args.steps, args.seeds, args.ms, args.eval_every, args.variants)), out)
     summary = summarize(records)
     (out / "summary.json").write_text(json.dumps({"benchmark": "maven_m_step", "common": COMMON,
-                                                  "variants": VARIANTS, "steps": args.steps,
+                                                  "variants": VARIANTS,
+                                                  "steps": sorted({r["job"]["total_steps"] for r in records}),
                                                   "authors_code_env_steps_per_s": AUTHORS_ENV_STEPS_PER_S,
                                                   "groups": summary}, indent=2))
     plot(summary, out / "curves.png")
