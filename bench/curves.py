@@ -1,9 +1,11 @@
 """Learning curves of many (algorithm, settings, seed) runs, for the reproduction benchmarks.
 
 Each run trains in its own Ray task (one CPU each, so a 2-core machine runs two at a
-time) without Tune, evaluates greedily every ``eval_every`` env steps and returns its
-curve; every finished run is written to ``<out_dir>/runs/<name>.json`` at once, so an
-interrupted benchmark resumes where it stopped. ``aggregate`` and ``plot`` turn the runs
+time) without Tune, evaluates greedily after every training iteration of ``eval_every``
+env steps and returns its curve (the greedy episodes' metrics are dropped, so they count
+neither in the training return nor in the iteration's env steps); every finished run is
+written to ``<out_dir>/runs/<name>.json`` at once, so an interrupted benchmark resumes
+where it stopped. ``aggregate`` and ``plot`` turn the runs
 into mean and spread over seeds per group.
 """
 
@@ -63,6 +65,7 @@ def train_curve(job: Job) -> Dict[str, Any]:
 
     def evaluate(result: Optional[Dict]):
         episodes = algo.env_runner.sample(num_episodes=job.eval_episodes, explore=False)
+        algo.env_runner.get_metrics()  # drop the greedy episodes: training metrics stay training-only
         curve["env_steps"].append(algo._env_steps)
         curve["greedy_return"].append(float(np.mean([e.get_return() for e in episodes])))
         training = _lookup(result or {}, "env_runners/episode_return_mean")

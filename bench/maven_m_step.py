@@ -74,28 +74,48 @@ def measure_speed(m: int, label: str, steps: int, repeats: int) -> dict:
             "ratio_to_authors_code": round(float(np.mean(rates)) / AUTHORS_ENV_STEPS_PER_S, 2)}
 
 
+def on_grid(record, key: str, grid: np.ndarray) -> np.ndarray:
+    """``key`` of one run at each grid step: its latest evaluation at or before that step
+    (runs are evaluated once per training iteration, whose length varies by an episode)."""
+    steps = np.asarray(record["curve"]["env_steps"])
+    values = np.asarray(record["curve"][key], dtype=float)
+    return values[np.searchsorted(steps, grid, side="right") - 1]
+
+
+def first_success(record, optimum: float):
+    """The env steps of the first evaluation at the optimum, or None."""
+    for steps, value in zip(record["curve"]["env_steps"], record["curve"]["greedy_return"]):
+        if np.isclose(value, optimum):
+            return steps
+    return None
+
+
 def summarize(records):
     groups = {}
     for record in records:
         groups.setdefault(record["job"]["group"], []).append(record)
     summary = {}
     for group, members in sorted(groups.items()):
+        members.sort(key=lambda r: r["job"]["seed"])
         m = members[0]["job"]["env_config"]["m"]
-        length = min(len(r["curve"]["greedy_return"]) for r in members)
-        curves = np.array([r["curve"]["greedy_return"][:length] for r in members])
-        finals = curves[:, -1]
+        grid = np.arange(0, min(r["job"]["total_steps"] for r in members) + 1, members[0]["job"]["eval_every"])
+        curves = np.array([on_grid(r, "greedy_return", grid) for r in members])
+        finals = np.array([r["curve"]["greedy_return"][-1] for r in members])
         summary[group] = {
-            "seeds": len(members), "seed_ids": sorted(r["job"]["seed"] for r in members), "optimum": m + 3,
+            "seeds": len(members), "seed_ids": [r["job"]["seed"] for r in members], "optimum": m + 3,
             "success_rate": float(np.mean(np.isclose(finals, m + 3))),
             "reached_at_least_decoy": float(np.mean(finals >= m - 1e-6)),
             "final_returns": finals.tolist(),
-            "env_steps": members[0]["curve"]["env_steps"][:length],
+            "first_success_env_steps": [first_success(r, m + 3) for r in members],
+            "env_steps": grid.tolist(),
             "median": np.median(curves, 0).tolist(),
             "q25": np.quantile(curves, 0.25, 0).tolist(),
             "q75": np.quantile(curves, 0.75, 0).tolist(),
             "env_steps_per_s": float(np.mean([r["train_env_steps_per_s"] for r in members])),
         }
         if "z_policy_entropy" in members[0]["curve"]:
+            summary[group]["z_policy_entropy_at_10k"] = [
+                float(on_grid(r, "z_policy_entropy", np.array([10_000]))[0]) for r in members]
             summary[group]["final_z_policy_entropy"] = [r["curve"]["z_policy_entropy"][-1] for r in members]
     return summary
 
