@@ -106,8 +106,8 @@ def run_all(jobs: List[Job], out_dir: Path, parallel: int = 2) -> List[Dict]:
 
 
 def aggregate(records: List[Dict], key: str = "greedy_return") -> Dict[str, Dict[str, Any]]:
-    """Per group: env steps, mean and std over seeds of ``key`` at each evaluation, and the
-    final values (last evaluation of every seed)."""
+    """Per group: env steps, mean and std over seeds of ``key`` at each evaluation (up to
+    the shortest run), and the final values (last evaluation of every seed)."""
     groups: Dict[str, List[Dict]] = {}
     for record in records:
         groups.setdefault(record["job"]["group"], []).append(record)
@@ -116,7 +116,8 @@ def aggregate(records: List[Dict], key: str = "greedy_return") -> Dict[str, Dict
         length = min(len(m["curve"][key]) for m in members)
         values = np.array([[np.nan if v is None else v for v in m["curve"][key][:length]]
                            for m in members], dtype=float)
-        finals = values[:, -1]
+        finals = np.array([np.nan if m["curve"][key][-1] is None else m["curve"][key][-1] for m in members],
+                          dtype=float)  # each run's last evaluation, not the shortest run's length
         summary[group] = {
             "seeds": [m["job"]["seed"] for m in members],
             "env_steps": members[0]["curve"]["env_steps"][:length],
