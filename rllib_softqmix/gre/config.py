@@ -29,15 +29,7 @@ class QMIXGREConfig(QMIXConfig):
         super().__init__(algo_class=algo_class or QMIXGRE)
         self.gre_lambda = 1e-3
         self.gre_gradient = "autograd"
-        # Classic PyMARL QMIX, the base of the GRE release.
-        self.td_lambda = 0.0
-        self.td_loss_scale = 1.0
-        self.optimizer_type = "rmsprop"
-        self.lr = 5e-4
-        self.train_batch_size_episodes = 32
-        self.episodes_per_train_step = 1
-        self.num_envs_per_env_runner = 1
-        self.epsilon_anneal_time = 50_000
+        self.use_classic_pymarl_defaults()  # the base of the GRE release
 
     def training(
         self, *,

@@ -44,16 +44,8 @@ class MAVENConfig(QMIXConfig):
         self.bandit_buffer = 512
         self.entropy_scaling = 0.001
         self.z_entropy_bonus = "exact"
-        # Classic PyMARL QMIX with MAVEN's mixer.
-        self.td_lambda = 0.0
-        self.td_loss_scale = 1.0
-        self.optimizer_type = "rmsprop"
-        self.lr = 5e-4
+        self.use_classic_pymarl_defaults()  # the base of the MAVEN release, with its mixer:
         self.hypernet_layers = 1
-        self.train_batch_size_episodes = 32
-        self.episodes_per_train_step = 1
-        self.num_envs_per_env_runner = 1
-        self.epsilon_anneal_time = 50_000
 
     def training(
         self, *,

@@ -162,6 +162,19 @@ class QMIXConfig(AlgorithmConfig):
         self.sample_while_learning = False
         self.torch_num_threads = 1
 
+    def use_classic_pymarl_defaults(self) -> None:
+        """Classic PyMARL QMIX (the base learner of the GRE and MAVEN releases) instead of
+        pymarl2's: one-step targets, full squared TD error, RMSprop 5e-4, batch 32, one
+        episode from one env per gradient step, epsilon annealed over 50k steps."""
+        self.td_lambda = 0.0
+        self.td_loss_scale = 1.0
+        self.optimizer_type = "rmsprop"
+        self.lr = 5e-4
+        self.train_batch_size_episodes = 32
+        self.episodes_per_train_step = 1
+        self.num_envs_per_env_runner = 1
+        self.epsilon_anneal_time = 50_000
+
     def training(
         self, *,
         agent_network: Optional[str] = NotProvided,
