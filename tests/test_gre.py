@@ -103,6 +103,19 @@ def test_a_mixer_built_to_favour_one_agent_has_low_entropy(ray_session):
     algo.stop()
 
 
+def test_credit_from_the_loss_graph_equals_a_fresh_mixer_pass(ray_session):
+    algo, learner, module, batch = build(QMIXConfig())
+    fwd_out = dict(module.forward_train(batch))
+    fresh = learner.credit_gradients(module, batch, dict(fwd_out))
+    q_tot = learner.joint_values(module, batch, fwd_out)
+    reused = learner.credit_gradients(module, batch, fwd_out)
+    assert torch.allclose(reused, fresh, atol=1e-6) and (fresh > 0).any()
+    module.zero_grad(set_to_none=True)
+    q_tot.sum().backward()  # the loss's backward still has its graph
+    assert module.mixer.hyper_w1[-1].weight.grad.abs().sum() > 0
+    algo.stop()
+
+
 SPEC_GRE_PARAMETERS = ("mixer.hyper_w1.", "mixer.hyper_b1.", "mixer.hyper_w2.")
 
 

@@ -109,8 +109,15 @@ class QMIXTorchLearner(TorchLearner):
         return terms, stats
 
     def joint_values(self, module, batch: Dict[str, Any], fwd_out: Dict[str, Any]) -> torch.Tensor:
-        """Q_tot [B, T] of the taken actions, t = 0..T-1."""
-        return module.joint_value(chosen_local_q(batch, fwd_out), batch, slice(0, -1))
+        """Q_tot [B, T] of the taken actions, t = 0..T-1.
+
+        Keeps (local Q, Q_tot) in ``fwd_out["credit_graph"]`` so that ``credit_gradients``
+        can differentiate this graph instead of running the mixer again.
+        """
+        chosen = chosen_local_q(batch, fwd_out)
+        q_tot = module.joint_value(chosen, batch, slice(0, -1))
+        fwd_out["credit_graph"] = (chosen, q_tot)
+        return q_tot
 
     def bootstrap_values(self, module, config, batch: Dict[str, Any], fwd_out: Dict[str, Any]
                          ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -159,6 +166,11 @@ class QMIXTorchLearner(TorchLearner):
         The local Q are detached leaves, so a loss on these gradients (with
         ``create_graph``) reaches only the parameters between local Q and Q_tot.
         """
+        chosen, q_tot = fwd_out.get("credit_graph", (None, None))
+        if not create_graph and chosen is not None and q_tot.requires_grad:
+            # Backward through the mixer only; the graph stays for the loss's backward.
+            (gradients,) = torch.autograd.grad(q_tot.sum(), chosen, retain_graph=True)
+            return gradients
         leaf = chosen_local_q(batch, fwd_out).detach().requires_grad_(True)
         with torch.enable_grad():
             q_tot = module.joint_value(leaf, batch, slice(0, -1))
