@@ -187,6 +187,8 @@ class TeamEnv(MultiAgentEnv):
         joint = np.asarray(action_dict[TEAM]).reshape(-1)
         if joint.shape[0] != self.n_agents:
             raise TeamEnvError(f"expected {self.n_agents} actions, got {joint.shape[0]}")
+        if joint.min() < 0 or joint.max() >= self.n_actions:
+            raise TeamEnvError(f"actions must be in [0, {self.n_actions}), got {joint.tolist()}")
         actions = {agent: int(joint[i]) for i, agent in enumerate(self.agent_ids)
                    if agent in self._live}
         obs, rewards, terminations, truncations, infos = self.env.step(actions)
