@@ -17,7 +17,7 @@ core while this process takes the gradient step). With ``--return-steps`` it als
 both modes to that many env steps for ``--return-seeds`` seeds and reports the greedy
 return (32 episodes) at the end, to show the overlap keeps the sample efficiency.
 
-    python bench/throughput.py --steps 20000 --out bench/results/throughput.json
+    python bench/throughput.py --steps 10000 --repeats 3
     python bench/throughput.py --return-steps 100000 --return-seeds 3 --agents gru
 """
 
@@ -144,6 +144,18 @@ def measure(agent_network: str, mode: str, steps: int, warmup_steps: int, seed: 
     return result
 
 
+def median_row(rows: list) -> dict:
+    """One row of the table: medians over the rounds of one (agent, mode), and their range."""
+    speeds = [row["env_steps_per_s"] for row in rows]
+    median = {key: round(float(np.median([row[key] for row in rows])), 2) for key in (
+        "env_steps_per_s", "ms_per_gradient_step_learner_update", "ms_per_gradient_step_bare",
+        "ratio_to_sequential_same_round")}
+    median["ratio_to_epymarl"] = round(median["env_steps_per_s"] / rows[0]["epymarl_env_steps_per_s"], 2)
+    return {"agent_network": rows[0]["agent_network"], "mode": rows[0]["mode"], **median,
+            "env_steps_per_s_range": [min(speeds), max(speeds)],
+            "process_tree_peak_rss_mb": max(row["process_tree_peak_rss_mb"] for row in rows)}
+
+
 def greedy_return_after(agent_network: str, mode: str, steps: int, seed: int) -> float:
     """Mean greedy return over 32 episodes after training ``steps`` env steps."""
     algo = build(agent_network, seed, steps_per_iteration=5000,
@@ -168,15 +180,23 @@ def main() -> None:
     parser.add_argument("--return-steps", type=int, default=0,
                         help="also train each mode this many env steps and report the greedy return")
     parser.add_argument("--return-seeds", type=int, default=3)
-    parser.add_argument("--out", default="bench/results/throughput.json")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds over all rows; the report gives each row's median")
+    parser.add_argument("--out", default="bench/results/throughput/throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results = [measure(agent, mode, args.steps, args.warmup_steps, args.seed)
-               for agent in args.agents for mode in args.modes]
-    for result in results:
-        sequential = next(r for r in results if r["agent_network"] == result["agent_network"])
-        result["ratio_to_sequential_same_run"] = round(
-            result["env_steps_per_s"] / sequential["env_steps_per_s"], 2)
+    runs = []
+    for repeat in range(args.repeats):  # rounds interleave the rows: the machine drifts
+        results = [measure(agent, mode, args.steps, args.warmup_steps, args.seed)
+                   for agent in args.agents for mode in args.modes]
+        for result in results:
+            sequential = next(r for r in results if r["agent_network"] == result["agent_network"])
+            result["ratio_to_sequential_same_round"] = round(
+                result["env_steps_per_s"] / sequential["env_steps_per_s"], 2)
+            result["round"] = repeat
+        runs.extend(results)
+    medians = [median_row([run for run in runs if (run["agent_network"], run["mode"]) == row])
+               for row in dict.fromkeys((run["agent_network"], run["mode"]) for run in runs)]
     returns = {}
     if args.return_steps:
         for agent in args.agents:
@@ -190,7 +210,8 @@ def main() -> None:
         "cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
         "setting": "3 agents, 25-step episodes, 1 env, GRU/MLP 64, batch 32 episodes, "
                    "1 gradient step per collected episode, torch 1 thread, no test episodes",
-        "results": results, "greedy_return_at_end": returns,
+        "rounds": args.repeats, "medians": medians, "results": runs,
+        "greedy_return_at_end": returns,
         "own_peak_rss_mb": round(own_peak_rss_mb(), 1)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
