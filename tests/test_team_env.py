@@ -109,3 +109,10 @@ def test_bad_team_options_are_rejected():
         TeamEnv(ToyEnv(), team_reward="max")
     with pytest.raises(TeamEnvError, match="max_episode_steps"):
         TeamEnv(ToyEnv(), max_episode_steps=0)
+
+
+@pytest.mark.parametrize("actions", [[0, 4, 0], [-1, 0, 0]])
+def test_actions_outside_the_action_space_are_rejected(actions):
+    env = _reset(TeamEnv(ToyEnv()))
+    with pytest.raises(TeamEnvError, match=r"actions must be in \[0, 4\)"):
+        step(env, actions)
