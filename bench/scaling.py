@@ -9,7 +9,7 @@ episodes, one gradient step per episode, one env, torch single-threaded):
   agents, and on SMAX (SMACv2-like) with 5 and 10 units when JaxMARL is installed; the growth
   relative to the smallest team, next to the growth in agents (target: no worse than linear).
 
-    python bench/scaling.py --out bench/results/scaling.json          # ~10 minutes idle
+    python bench/scaling.py          # ~10 minutes idle; writes bench/results/throughput/scaling.json
 """
 
 import argparse
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=50, help="timed learner updates per row")
     parser.add_argument("--steps", type=int, default=5000, help="timed env steps per team size")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="bench/results/scaling.json")
+    parser.add_argument("--out", default="bench/results/throughput/scaling.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     algorithms = [algorithm_row(name, args.updates, args.seed) for name in ALGORITHMS]

@@ -8,8 +8,10 @@ episodes. Reports, for the GRU and the MLP agent:
   loss + backward + optimizer step on the same batch,
 - memory: the peak RSS of this process, and the peak of the whole process tree (this
   process plus Ray's daemons and workers), sampled while training.
-and the ratio to EPyMARL's QMIX measured on this machine (230 env steps/s with a GRU
-agent, 350 with an MLP agent, as stated in the issue).
+and the ratio to EPyMARL's QMIX: to the numbers stated in the issue (230 env steps/s with
+a GRU agent, 350 with an MLP agent, measured earlier on this machine) and, with
+``--epymarl``, to EPyMARL run by ``bench/epymarl_baseline.py`` in every round, before
+this library's rows (the machine's speed drifts by ~30% over an hour).
 
 Two modes, measured in the same run: "sequential" (one process: sample, then learn) and
 "sample_while_learning" (one remote EnvRunner collects the next episode on the other
@@ -17,7 +19,8 @@ core while this process takes the gradient step). With ``--return-steps`` it als
 both modes to that many env steps for ``--return-seeds`` seeds and reports the greedy
 return (32 episodes) at the end, to show the overlap keeps the sample efficiency.
 
-    python bench/throughput.py --steps 10000 --repeats 3
+    python bench/throughput.py --steps 10000 --repeats 3 \
+        --epymarl /path/to/epymarl --epymarl-python /path/to/epymarl-venv/bin/python
     python bench/throughput.py --return-steps 100000 --return-seeds 3 --agents gru
 """
 
@@ -26,6 +29,9 @@ import json
 import os
 import platform
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -144,6 +150,18 @@ def measure(agent_network: str, mode: str, steps: int, warmup_steps: int, seed: 
     return result
 
 
+def measure_epymarl(python: str, checkout: str, agents: list, steps: int, warmup_steps: int
+                    ) -> dict:
+    """EPyMARL's QMIX env steps/s on Spread, one run per agent network, by agent network."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "epymarl.json"
+        subprocess.run([python, str(Path(__file__).with_name("epymarl_baseline.py")),
+                        "--epymarl", checkout, "--agents", *agents, "--rounds", "1",
+                        "--start", str(warmup_steps), "--steps", str(steps), "--out", str(out)],
+                       check=True, capture_output=True)
+        return json.loads(out.read_text())["median_env_steps_per_s"]
+
+
 def median_row(rows: list) -> dict:
     """One row of the table: medians over the rounds of one (agent, mode), and their range."""
     speeds = [row["env_steps_per_s"] for row in rows]
@@ -151,6 +169,9 @@ def median_row(rows: list) -> dict:
         "env_steps_per_s", "ms_per_gradient_step_learner_update", "ms_per_gradient_step_bare",
         "ratio_to_sequential_same_round")}
     median["ratio_to_epymarl"] = round(median["env_steps_per_s"] / rows[0]["epymarl_env_steps_per_s"], 2)
+    for key in ("epymarl_env_steps_per_s_same_round", "ratio_to_epymarl_same_round"):
+        if key in rows[0]:
+            median[key] = round(float(np.median([row[key] for row in rows])), 2)
     return {"agent_network": rows[0]["agent_network"], "mode": rows[0]["mode"], **median,
             "env_steps_per_s_range": [min(speeds), max(speeds)],
             "process_tree_peak_rss_mb": max(row["process_tree_peak_rss_mb"] for row in rows)}
@@ -180,13 +201,20 @@ def main() -> None:
     parser.add_argument("--return-steps", type=int, default=0,
                         help="also train each mode this many env steps and report the greedy return")
     parser.add_argument("--return-seeds", type=int, default=3)
+    parser.add_argument("--return-first-seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3,
                         help="rounds over all rows; the report gives each row's median")
+    parser.add_argument("--epymarl", help="an EPyMARL checkout: measure the baseline in every "
+                                           "round too (bench/epymarl_baseline.py)")
+    parser.add_argument("--epymarl-python", default=sys.executable,
+                        help="a Python with EPyMARL's requirements and mpe2")
     parser.add_argument("--out", default="bench/results/throughput/throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     runs = []
     for repeat in range(args.repeats):  # rounds interleave the rows: the machine drifts
+        baseline = (measure_epymarl(args.epymarl_python, args.epymarl, args.agents, args.steps,
+                                    args.warmup_steps) if args.epymarl else {})
         results = [measure(agent, mode, args.steps, args.warmup_steps, args.seed)
                    for agent in args.agents for mode in args.modes]
         for result in results:
@@ -194,16 +222,22 @@ def main() -> None:
             result["ratio_to_sequential_same_round"] = round(
                 result["env_steps_per_s"] / sequential["env_steps_per_s"], 2)
             result["round"] = repeat
+            if baseline:
+                measured = baseline[result["agent_network"]]
+                result["epymarl_env_steps_per_s_same_round"] = measured
+                result["ratio_to_epymarl_same_round"] = round(result["env_steps_per_s"] / measured, 2)
         runs.extend(results)
     medians = [median_row([run for run in runs if (run["agent_network"], run["mode"]) == row])
                for row in dict.fromkeys((run["agent_network"], run["mode"]) for run in runs)]
     returns = {}
+    seeds = range(args.return_first_seed, args.return_first_seed + args.return_seeds)
     if args.return_steps:
         for agent in args.agents:
             for mode in args.modes:
                 finals = [greedy_return_after(agent, mode, args.return_steps, seed)
-                          for seed in range(args.return_seeds)]
-                returns[f"{agent}/{mode}"] = {"env_steps": args.return_steps, "greedy_returns": finals,
+                          for seed in seeds]
+                returns[f"{agent}/{mode}"] = {"env_steps": args.return_steps, "seeds": list(seeds),
+                                              "greedy_returns": finals,
                                               "mean": round(float(np.mean(finals)), 2),
                                               "std": round(float(np.std(finals)), 2)}
     report = {"benchmark": "qmix_mpe_spread_throughput", "machine": {
