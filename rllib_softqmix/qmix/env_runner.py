@@ -38,6 +38,7 @@ from ray.rllib.utils.metrics import (
 
 from rllib_softqmix.core.action_selection import uniform_available
 from rllib_softqmix.core.episodes import TeamEpisode
+from rllib_softqmix.core.process import configure_compute_process
 from rllib_softqmix.envs.registry import make_team_env
 from rllib_softqmix.envs.team_env import TEAM
 from rllib_softqmix.qmix.rl_module import TIMESTEP
@@ -81,7 +82,7 @@ class TeamEnvRunner(EnvRunner, Checkpointable):
 
     def __init__(self, *, config, **kwargs):
         super().__init__(config=config, **kwargs)
-        torch.set_num_threads(self.config.torch_num_threads)
+        configure_compute_process(self.config.torch_num_threads)
         self.worker_index = kwargs.get("worker_index") or 0
         self.envs: List[Any] = []
         self.module = None

@@ -18,6 +18,7 @@ from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_EPISODES
 
 from rllib_softqmix.core.action_selection import greedy
 from rllib_softqmix.core.credit import normalized_entropy
+from rllib_softqmix.core.process import configure_compute_process
 from rllib_softqmix.core.running_stats import RunningHistogram, RunningMeanStd
 from rllib_softqmix.core.targets import lambda_returns, last_valid_step
 
@@ -46,7 +47,7 @@ class QMIXTorchLearner(TorchLearner):
     SEPARATE_OPTIMIZERS: Tuple[str, ...] = ()
 
     def build(self) -> None:
-        torch.set_num_threads(self.config.torch_num_threads)
+        configure_compute_process(self.config.torch_num_threads)
         super().build()
         self.module.foreach_module(lambda module_id, module: module.make_target_networks())
         self._last_target_update_episode = 0
