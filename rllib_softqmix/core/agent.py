@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rllib_softqmix.core.fused_gru import gru_sequence
+
 
 def agent_input_dim(obs_dim: int, n_actions: int, n_agents: int, *,
                     obs_last_action: bool, obs_agent_id: bool) -> int:
@@ -47,8 +49,9 @@ def shifted_onehot_actions(actions: torch.Tensor, n_actions: int) -> torch.Tenso
 class AgentNetwork(nn.Module):
     """fc1 -> ReLU -> GRU (or a second ReLU layer for the MLP agent) -> fc2.
 
-    The recurrent trunk is an ``nn.GRU`` run over whole sequences, so training
-    unrolls T steps in one call and acting runs the same weights one step at a time.
+    The recurrent trunk is an ``nn.GRU`` run over whole sequences (by ``gru_sequence``, fused
+    on the CPU), so training unrolls T steps in one call and acting runs the same weights one
+    step at a time.
     """
 
     def __init__(self, input_dim: int, n_actions: int, hidden_dim: int = 64,
@@ -84,7 +87,7 @@ class AgentNetwork(nn.Module):
         # Time-major and contiguous from the first layer on, so that the GRU's input
         # projection is one matmul over all steps (a batch-major input costs a bmm, 2x slower).
         x = F.relu(self.fc1(inputs.transpose(0, 1).contiguous())).view(t, b * n, h)
-        out, h_last = self.rnn(x, hidden.reshape(1, b * n, h))
+        out, h_last = gru_sequence(self.rnn, x, hidden.reshape(b * n, h))
         return out.view(t, b, n, h).transpose(0, 1), h_last.view(b, n, h)
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
