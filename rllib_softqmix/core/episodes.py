@@ -87,11 +87,14 @@ class EpisodeReplayBuffer:
             self._arrays["extra/" + name] = np.zeros((self.capacity, *np.shape(value)), np.float32)
 
     def _grow_time(self, steps: int) -> None:
+        """Lengthens the time axis to ``steps``, copying only the filled slots: the rest of a
+        fresh np.zeros array is not in memory until written, where padding the whole
+        buffer wrote all of it (for SMAX 10 units, GBs per growth at capacity 5000)."""
         for name, (has_successor, _) in _STEP_FIELDS.items():
             old = self._arrays[name]
-            pad = [(0, 0)] * old.ndim
-            pad[1] = (0, steps + has_successor - old.shape[1])
-            self._arrays[name] = np.pad(old, pad)
+            grown = np.zeros((self.capacity, steps + has_successor, *old.shape[2:]), old.dtype)
+            grown[: self._size, : old.shape[1]] = old[: self._size]
+            self._arrays[name] = grown
 
     def add(self, episodes: Sequence[TeamEpisode]) -> None:
         for episode in episodes:
