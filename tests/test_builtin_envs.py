@@ -100,6 +100,35 @@ def test_spread_pettingzoo_reward_matches_mpe2():
     assert reward["team"] == pytest.approx(sum(rewards.values()), rel=1e-6)
 
 
+@pytest.mark.parametrize("n_agents, reward", [(3, "soft_qmix"), (6, "pettingzoo")])
+def test_spread_observations_once_per_step_equal_mpe2s(n_agents, reward):
+    """SpreadEnv serves observe()/state() from one table per world step: same values as mpe2's
+    own env (same scenario) over whole episodes, resets included."""
+    from mpe2 import simple_spread_v3
+    from pettingzoo.utils.conversions import aec_to_parallel
+
+    from rllib_softqmix.envs.mpe_spread import spread_parallel_env
+
+    ours = spread_parallel_env(n_agents=n_agents, difficulty="medium", reward=reward)
+    soft = reward == "soft_qmix"
+    reference = aec_to_parallel(simple_spread_v3.raw_env(
+        N=n_agents, local_ratio=1.0 if soft else 0.5, max_cycles=25, continuous_actions=False))
+    reference.unwrapped.scenario = ours.unwrapped.scenario
+    reference.unwrapped.local_ratio = ours.unwrapped.local_ratio
+    rng = np.random.default_rng(0)
+    for episode in range(3):
+        observed = [env.reset(seed=episode)[0] for env in (ours, reference)]
+        np.testing.assert_array_equal(ours.state(), reference.state())
+        while ours.agents:
+            assert all(np.array_equal(observed[0][a], observed[1][a]) for a in reference.agents)
+            actions = {agent: int(rng.integers(5)) for agent in ours.agents}
+            (obs, rewards, terms, truncs, _), expected = ours.step(actions), reference.step(actions)
+            observed = [obs, expected[0]]
+            assert (rewards, terms, truncs) == tuple(expected[1:4])
+            np.testing.assert_array_equal(ours.state(), reference.state())
+        assert not reference.agents
+
+
 def test_bad_env_options_are_rejected_with_the_key():
     with pytest.raises(ConfigError, match="difficulty"):
         QMIXConfig().environment("mpe_spread", env_config={"difficulty": "extreme"}).validate()
