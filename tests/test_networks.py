@@ -49,6 +49,23 @@ def test_agent_inputs_carry_last_action_and_agent_id():
     assert inputs[0, 1, :, -3:].argmax(-1).tolist() == [0, 1, 2]
 
 
+def test_acting_step_equals_the_layers_called_as_modules():
+    torch.manual_seed(0)
+    inputs, hidden = torch.randn(2, 4, 6), torch.randn(2, 4, 8)
+    for recurrent in (True, False):
+        agent = AgentNetwork(input_dim=6, n_actions=3, hidden_dim=8, recurrent=recurrent)
+        x = torch.relu(agent.fc1(inputs))
+        if recurrent:
+            _, expected_hidden = agent.rnn(x.view(1, 8, 8), hidden.view(1, 8, 8))
+            features = expected_hidden = expected_hidden.view(2, 4, 8)
+        else:
+            features, expected_hidden = torch.relu(agent.fc_hidden(x)), hidden
+        q, new_hidden = agent.step(inputs, hidden)
+        assert torch.allclose(q, agent.fc2(features), atol=1e-6)
+        assert torch.allclose(new_hidden, expected_hidden, atol=1e-6)
+        assert torch.equal(agent(inputs.unsqueeze(1), hidden)[0][:, 0], q)
+
+
 def test_greedy_and_random_actions_respect_masks():
     q = torch.tensor([[5.0, 1.0, 3.0]] * 1000)
     avail = torch.tensor([[0.0, 1.0, 1.0]] * 1000)

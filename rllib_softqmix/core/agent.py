@@ -5,6 +5,7 @@ A actions, H hidden size, I = O (+ A if the last action is an input) (+ N if the
 agent id is an input).
 """
 
+import functools
 from typing import Optional, Tuple
 
 import torch
@@ -31,9 +32,14 @@ def build_agent_inputs(obs: torch.Tensor, last_action_onehot: Optional[torch.Ten
         parts.append(last_action_onehot)
     if obs_agent_id:
         n_agents = obs.shape[-2]
-        eye = torch.eye(n_agents, dtype=obs.dtype, device=obs.device)
-        parts.append(eye.expand(*obs.shape[:-2], n_agents, n_agents))
+        parts.append(agent_ids(n_agents, obs.dtype, obs.device).expand(*obs.shape[:-2], n_agents, n_agents))
     return torch.cat(parts, dim=-1) if len(parts) > 1 else obs
+
+
+@functools.lru_cache(maxsize=None)
+def agent_ids(n_agents: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The agent-id one-hots [N, N], built once (read-only: callers expand and concatenate it)."""
+    return torch.eye(n_agents, dtype=dtype, device=device)
 
 
 def shifted_onehot_actions(actions: torch.Tensor, n_actions: int) -> torch.Tensor:
@@ -75,20 +81,35 @@ class AgentNetwork(nn.Module):
                  ) -> Tuple[torch.Tensor, torch.Tensor]:
         """inputs [B, T, N, I], hidden [B, N, H] -> (features [B, T, N, H], hidden [B, N, H])."""
         b, t, n, _ = inputs.shape
+        if t == 1:
+            features = self.step_features(inputs.view(b, n, -1), hidden)
+            return features.unsqueeze(1), features if self.recurrent else hidden
         if not self.recurrent:
             return F.relu(self.fc_hidden(F.relu(self.fc1(inputs)))), hidden
         h = self.hidden_dim
-        if t == 1:  # one acting step: the cell op skips nn.GRU's per-call checks (2x faster)
-            rnn = self.rnn
-            x = F.relu(self.fc1(inputs)).reshape(b * n, h)
-            hidden = torch.gru_cell(x, hidden.reshape(b * n, h), rnn.weight_ih_l0, rnn.weight_hh_l0,
-                                    rnn.bias_ih_l0, rnn.bias_hh_l0).view(b, n, h)
-            return hidden.unsqueeze(1), hidden
         # Time-major and contiguous from the first layer on, so that the GRU's input
         # projection is one matmul over all steps (a batch-major input costs a bmm, 2x slower).
         x = F.relu(self.fc1(inputs.transpose(0, 1).contiguous())).view(t, b * n, h)
         out, h_last = gru_sequence(self.rnn, x, hidden.reshape(b * n, h))
         return out.view(t, b, n, h).transpose(0, 1), h_last.view(b, n, h)
+
+    def step_features(self, inputs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """One acting step: inputs [E, N, I], hidden [E, N, H] -> features [E, N, H] (the new
+        hidden state of the GRU agent). Calls the functional ops on the layers' weights: the
+        nn.Module calls and nn.GRU's per-call checks cost more than these tiny products."""
+        x = F.relu(F.linear(inputs, self.fc1.weight, self.fc1.bias))
+        if not self.recurrent:
+            return F.relu(F.linear(x, self.fc_hidden.weight, self.fc_hidden.bias))
+        e, n, h = hidden.shape
+        rnn = self.rnn
+        return torch.gru_cell(x.reshape(e * n, h), hidden.reshape(e * n, h), rnn.weight_ih_l0,
+                              rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0).view(e, n, h)
+
+    def step(self, inputs: torch.Tensor, hidden: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One acting step: inputs [E, N, I], hidden [E, N, H] -> (Q [E, N, A], hidden [E, N, H])."""
+        features = self.step_features(inputs, hidden)
+        q = F.linear(features, self.fc2.weight, self.fc2.bias)
+        return q, features if self.recurrent else hidden
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """features [..., N, H] -> Q [..., N, A]."""

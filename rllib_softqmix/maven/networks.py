@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rllib_softqmix.core.agent import AgentNetwork
+from rllib_softqmix.core.agent import AgentNetwork, agent_ids
 from rllib_softqmix.maven.reinforce import AdamSettings, PackedZPolicy, layer_views
 
 
@@ -35,7 +35,7 @@ class NoiseConditionedAgent(nn.Module):
         """inputs [B, T, N, I], hidden [B, N, H], z [B, Z] -> (Q [B, T, N, A], hidden [B, N, H])."""
         features, hidden = self.trunk.features(inputs, hidden)
         batch, n_agents = z.shape[0], self.n_agents
-        ids = torch.eye(n_agents, dtype=z.dtype, device=z.device).expand(batch, n_agents, n_agents)
+        ids = agent_ids(n_agents, z.dtype, z.device).expand(batch, n_agents, n_agents)
         head_input = torch.cat([z.unsqueeze(1).expand(batch, n_agents, z.shape[-1]), ids], -1)
         weights = self.hyper_head(head_input).view(batch, 1, n_agents, self.n_actions, self.hidden_dim)
         return (weights * features.unsqueeze(-2)).sum(-1), hidden

@@ -128,8 +128,8 @@ class QMIXTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         observation, state_in = batch[Columns.OBS], batch[Columns.STATE_IN]
         last_action = state_in["last_action"] if self.obs_last_action else None
         inputs = build_agent_inputs(observation["obs"], last_action, self.obs_agent_id)
-        q, hidden = self.agent(inputs.unsqueeze(1), state_in["h"])
-        return q.squeeze(1), {"h": hidden}
+        q, hidden = self.agent.step(inputs, state_in["h"])
+        return q, {"h": hidden}
 
     @torch.no_grad()
     def _act(self, batch: Dict[str, Any], actions_fn) -> Dict[str, Any]:
