@@ -76,6 +76,16 @@ def test_greedy_and_random_actions_respect_masks():
     assert 0 not in set(explored.tolist())
 
 
+def test_random_actions_are_uniform_over_each_rows_available_actions():
+    avail = torch.tensor([[1.0, 0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0, 1.0]]).repeat(30_000, 1)
+    actions = uniform_available(avail, torch.Generator().manual_seed(0)).view(30_000, 2)
+    counts = torch.bincount(actions[:, 0], minlength=5) / 30_000.0
+    # Binomial standard deviation sqrt(p (1 - p) / n) = 0.0027 for p = 1/3: 0.015 is > 5 sigma.
+    assert counts[[1, 4]].tolist() == [0.0, 0.0]
+    assert (counts[[0, 2, 3]] - 1 / 3).abs().max() < 0.015
+    assert (actions[:, 1] == 4).all()
+
+
 def test_linear_schedule():
     schedule = LinearSchedule(1.0, 0.05, 100)
     assert schedule(0) == 1.0

@@ -224,9 +224,11 @@ def test_qmix_trains_on_the_fake_and_reports_battle_won_as_the_win_rate(ray_sess
     algo = config.build_algo()
     try:
         runner = algo.env_runner
-        episodes = runner.sample(num_episodes=12, random_actions=True)
+        # Random play wins 16% of these battles (measured over 1,600 episodes, seeds 0-3):
+        # 40 episodes without a win or a loss have probability < 0.1%.
+        episodes = runner.sample(num_episodes=40, random_actions=True)
         won = [episode.info["battle_won"] for episode in episodes]
-        assert set(won) == {0.0, 1.0}  # random play wins some and loses some
+        assert set(won) == {0.0, 1.0}
         assert float(runner.get_metrics()["battle_won_mean"]) == pytest.approx(np.mean(won))
         for _ in range(2):
             result = algo.train()

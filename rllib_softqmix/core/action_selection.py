@@ -37,9 +37,14 @@ def greedy(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
 
 
 def uniform_available(avail: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """A uniformly random available action for every entry of avail [..., A]."""
-    flat = avail.reshape(-1, avail.shape[-1]).to(torch.float32)
-    return torch.multinomial(flat, 1, generator=generator).view(avail.shape[:-1])
+    """A uniformly random available action for every entry of avail [..., A].
+
+    The argmax of i.i.d. U[0, 1) draws over the available entries (unavailable ones set to
+    -1, below every draw): each available action is the largest with equal probability.
+    Three elementwise ops, where torch.multinomial costs ~3x as much for a few agents.
+    """
+    draws = torch.rand(avail.shape, generator=generator)
+    return draws.masked_fill_(avail <= 0, -1.0).argmax(dim=-1)
 
 
 def epsilon_greedy(q: torch.Tensor, avail: torch.Tensor, epsilon: float,
