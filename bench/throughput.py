@@ -2,7 +2,9 @@
 
 Setting (issue #2 / #7): 3 agents, 25-step episodes, one env, hidden 64, a batch of
 32 episodes, one gradient step per collected episode, torch single-threaded, no test
-episodes. Reports, for the GRU and the MLP agent:
+episodes. ``--envs-per-runner 1 2`` adds rows with several envs per EnvRunner (acting
+batched over them) at the same update ratio: n episodes per training step, n gradient
+steps. Reports, for the GRU and the MLP agent:
 - end-to-end env steps/s after warm-up (sampling + buffer + gradient steps),
 - ms per gradient step, as the learner update (LearnerGroup.update) and as the bare
   loss + backward + optimizer step on the same batch,
@@ -16,8 +18,9 @@ this library's rows (the machine's speed drifts by ~30% over an hour).
 Two modes, measured in the same run: "sequential" (one process: sample, then learn) and
 "sample_while_learning" (one remote EnvRunner collects the next episode on the other
 core while this process takes the gradient step). With ``--return-steps`` it also trains
-both modes to that many env steps for ``--return-seeds`` seeds and reports the greedy
-return (32 episodes) at the end, to show the overlap keeps the sample efficiency.
+every row to that many env steps for ``--return-seeds`` seeds and reports the greedy
+return (32 episodes) at the end, to show the overlap and the extra envs keep the sample
+efficiency.
 
     python bench/throughput.py --steps 10000 --repeats 3 \
         --epymarl /path/to/epymarl --epymarl-python /path/to/epymarl-venv/bin/python
@@ -46,19 +49,24 @@ import rllib_softqmix as rq  # noqa: E402
 
 EPYMARL_ENV_STEPS_PER_S = {"gru": 230.0, "mlp": 350.0}
 MODES = ("sequential", "sample_while_learning")
+ROW_KEYS = ("agent_network", "mode", "envs_per_runner")
 
 
 def build(agent_network: str, seed: int, steps_per_iteration: int, config_class=rq.QMIXConfig,
-          env: str = "mpe_spread", env_config: dict = None, **overrides):
-    """EPyMARL's default QMIX setting (or ``overrides`` of it) for ``config_class`` on ``env``."""
+          env: str = "mpe_spread", env_config: dict = None, envs_per_runner: int = 1,
+          **overrides):
+    """EPyMARL's default QMIX setting (or ``overrides`` of it) for ``config_class`` on ``env``;
+    with ``envs_per_runner`` n, n envs per runner, n episodes and n gradient steps per
+    training step (the same update ratio)."""
     settings = dict(agent_network=agent_network, rnn_hidden_dim=64, train_batch_size_episodes=32,
-                    replay_buffer_capacity=5000, episodes_per_train_step=1,
-                    gradient_steps_per_train_step=1, target_update_interval_episodes=200,
-                    epsilon_anneal_time=50000)
+                    replay_buffer_capacity=5000, episodes_per_train_step=envs_per_runner,
+                    gradient_steps_per_train_step=envs_per_runner,
+                    target_update_interval_episodes=200, epsilon_anneal_time=50000)
     settings.update(overrides)
     remote_runners = 1 if settings.get("sample_while_learning") else 0
     config = (config_class().environment(env, env_config=env_config or {}).training(**settings)
-              .env_runners(num_envs_per_env_runner=1, num_env_runners=remote_runners)
+              .env_runners(num_envs_per_env_runner=envs_per_runner,
+                           num_env_runners=remote_runners)
               .reporting(min_sample_timesteps_per_iteration=steps_per_iteration)
               .debugging(seed=seed))
     return config.build_algo()
@@ -119,9 +127,10 @@ def process_tree_rss_mb() -> float:
     return total / 2**20
 
 
-def measure(agent_network: str, mode: str, steps: int, warmup_steps: int, seed: int) -> dict:
+def measure(agent_network: str, mode: str, envs_per_runner: int, steps: int, warmup_steps: int,
+            seed: int) -> dict:
     """Runs Algorithm.train() iterations of 1000 env steps, as Tune would."""
-    algo = build(agent_network, seed, steps_per_iteration=1000,
+    algo = build(agent_network, seed, steps_per_iteration=1000, envs_per_runner=envs_per_runner,
                  sample_while_learning=mode == "sample_while_learning")
     while algo._env_steps < warmup_steps:  # fills the buffer past one batch, starts training
         algo.train()
@@ -136,6 +145,7 @@ def measure(agent_network: str, mode: str, steps: int, warmup_steps: int, seed: 
     result = {
         "agent_network": agent_network,
         "mode": mode,
+        "envs_per_runner": envs_per_runner,
         "env_steps": env_steps,
         "gradient_steps": algo._gradient_steps - updates_before,
         "seconds": round(elapsed, 2),
@@ -172,14 +182,15 @@ def median_row(rows: list) -> dict:
     for key in ("epymarl_env_steps_per_s_same_round", "ratio_to_epymarl_same_round"):
         if key in rows[0]:
             median[key] = round(float(np.median([row[key] for row in rows])), 2)
-    return {"agent_network": rows[0]["agent_network"], "mode": rows[0]["mode"], **median,
+    return {**{key: rows[0][key] for key in ROW_KEYS}, **median,
             "env_steps_per_s_range": [min(speeds), max(speeds)],
             "process_tree_peak_rss_mb": max(row["process_tree_peak_rss_mb"] for row in rows)}
 
 
-def greedy_return_after(agent_network: str, mode: str, steps: int, seed: int) -> float:
+def greedy_return_after(agent_network: str, mode: str, envs_per_runner: int, steps: int,
+                        seed: int) -> float:
     """Mean greedy return over 32 episodes after training ``steps`` env steps."""
-    algo = build(agent_network, seed, steps_per_iteration=5000,
+    algo = build(agent_network, seed, steps_per_iteration=5000, envs_per_runner=envs_per_runner,
                  sample_while_learning=mode == "sample_while_learning")
     while algo._env_steps < steps:
         algo.train()
@@ -198,6 +209,10 @@ def main() -> None:
     parser.add_argument("--agents", nargs="+", default=["gru", "mlp"], choices=["gru", "mlp"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--envs-per-runner", nargs="+", type=int, default=[1],
+                        help="rows with n envs per runner, n episodes and n gradient steps per "
+                             "training step (ratio_to_sequential_same_round: to the first n's "
+                             "first mode)")
     parser.add_argument("--return-steps", type=int, default=0,
                         help="also train each mode this many env steps and report the greedy return")
     parser.add_argument("--return-seeds", type=int, default=3)
@@ -215,8 +230,9 @@ def main() -> None:
     for repeat in range(args.repeats):  # rounds interleave the rows: the machine drifts
         baseline = (measure_epymarl(args.epymarl_python, args.epymarl, args.agents, args.steps,
                                     args.warmup_steps) if args.epymarl else {})
-        results = [measure(agent, mode, args.steps, args.warmup_steps, args.seed)
-                   for agent in args.agents for mode in args.modes]
+        results = [measure(agent, mode, envs, args.steps, args.warmup_steps, args.seed)
+                   for agent in args.agents for envs in args.envs_per_runner
+                   for mode in args.modes]
         for result in results:
             sequential = next(r for r in results if r["agent_network"] == result["agent_network"])
             result["ratio_to_sequential_same_round"] = round(
@@ -227,23 +243,25 @@ def main() -> None:
                 result["epymarl_env_steps_per_s_same_round"] = measured
                 result["ratio_to_epymarl_same_round"] = round(result["env_steps_per_s"] / measured, 2)
         runs.extend(results)
-    medians = [median_row([run for run in runs if (run["agent_network"], run["mode"]) == row])
-               for row in dict.fromkeys((run["agent_network"], run["mode"]) for run in runs)]
+    medians = [median_row([run for run in runs if tuple(run[key] for key in ROW_KEYS) == row])
+               for row in dict.fromkeys(tuple(run[key] for key in ROW_KEYS) for run in runs)]
     returns = {}
     seeds = range(args.return_first_seed, args.return_first_seed + args.return_seeds)
     if args.return_steps:
         for agent in args.agents:
-            for mode in args.modes:
-                finals = [greedy_return_after(agent, mode, args.return_steps, seed)
-                          for seed in seeds]
-                returns[f"{agent}/{mode}"] = {"env_steps": args.return_steps, "seeds": list(seeds),
-                                              "greedy_returns": finals,
-                                              "mean": round(float(np.mean(finals)), 2),
-                                              "std": round(float(np.std(finals)), 2)}
+            for envs in args.envs_per_runner:
+                for mode in args.modes:
+                    finals = [greedy_return_after(agent, mode, envs, args.return_steps, seed)
+                              for seed in seeds]
+                    returns[f"{agent}/{mode}/{envs}_envs"] = {
+                        "env_steps": args.return_steps, "seeds": list(seeds),
+                        "greedy_returns": finals, "mean": round(float(np.mean(finals)), 2),
+                        "std": round(float(np.std(finals)), 2)}
     report = {"benchmark": "qmix_mpe_spread_throughput", "machine": {
         "cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
-        "setting": "3 agents, 25-step episodes, 1 env, GRU/MLP 64, batch 32 episodes, "
-                   "1 gradient step per collected episode, torch 1 thread, no test episodes",
+        "setting": "3 agents, 25-step episodes, envs_per_runner envs (EPyMARL: 1), GRU/MLP 64, "
+                   "batch 32 episodes, 1 gradient step per collected episode, torch 1 thread, "
+                   "no test episodes",
         "rounds": args.repeats, "medians": medians, "results": runs,
         "greedy_return_at_end": returns,
         "own_peak_rss_mb": round(own_peak_rss_mb(), 1)}
