@@ -3,8 +3,10 @@
 Runs an unmodified EPyMARL checkout (https://github.com/uoe-agents/epymarl) at its default QMIX setting on ``pz-mpe-simple-spread-v3``
 with 25-step episodes, one env, batch 32, one gradient step per episode, hidden 64, no
 test episodes, torch single-threaded, and reports env steps/s between two env-step marks
-(the default: from 2,000 to 12,000, after the buffer holds a batch). GRU agent:
-``use_rnn=True``; MLP agent: EPyMARL's default ``use_rnn=False``.
+(the default: from 2,000 to 12,000, after the buffer holds a batch) and the mean time of
+its gradient step (``QLearner.train`` on the sampled 32 episodes: forward, targets, mixers,
+loss, backward, clip, RMSprop/Adam) between the same marks. GRU agent: ``use_rnn=True``;
+MLP agent: EPyMARL's default ``use_rnn=False``.
 
 Run it with a Python that has EPyMARL's requirements (sacred, PyYAML, torch, gymnasium,
 pettingzoo) and mpe2 (PettingZoo 1.25+ moved MPE there; this script serves it as
@@ -45,10 +47,19 @@ gym.register("pz-mpe-simple-spread-v3", entry_point="envs.pz_wrapper:PettingZooW
              kwargs={{"lib_name": "mpe", "env_name": "simple_spread_v3"}})
 torch.set_num_threads(1)
 sys.path.insert(0, "src")
+import learners.q_learner
 import utils.logging as epymarl_logging
+train_time = [0, 0.0]  # gradient steps, seconds in QLearner.train
+train = learners.q_learner.QLearner.train
+def timed_train(*args, **kwargs):
+    start = time.perf_counter()
+    train(*args, **kwargs)
+    train_time[0] += 1
+    train_time[1] += time.perf_counter() - start
+learners.q_learner.QLearner.train = timed_train
 print_recent_stats = epymarl_logging.Logger.print_recent_stats
 def marked(self):
-    print("{MARK}", self.stats["episode"][-1][0], time.perf_counter(), flush=True)
+    print("{MARK}", self.stats["episode"][-1][0], time.perf_counter(), *train_time, flush=True)
     print_recent_stats(self)
 epymarl_logging.Logger.print_recent_stats = marked
 sys.argv = ["src/main.py"] + sys.argv[1:]
@@ -63,8 +74,9 @@ def run_once(epymarl: Path, agent: str, start: int, end: int) -> dict:
     begin = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, *args], cwd=epymarl, capture_output=True,
                           text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    marks = [(int(t), float(wall)) for line in done.stdout.splitlines() if line.startswith(MARK)
-             for _, t, wall in [line.split()]]
+    marks = [(int(t), float(wall), int(steps), float(train_s))
+             for line in done.stdout.splitlines() if line.startswith(MARK)
+             for _, t, wall, steps, train_s in [line.split()]]
     if done.returncode != 0 or not marks:
         raise RuntimeError(f"EPyMARL failed (rc {done.returncode}):\n{done.stdout[-3000:]}\n"
                            f"{done.stderr[-3000:]}")
@@ -73,6 +85,7 @@ def run_once(epymarl: Path, agent: str, start: int, end: int) -> dict:
     return {"agent_network": agent, "env_steps": last[0] - first[0],
             "seconds": round(last[1] - first[1], 2),
             "env_steps_per_s": round((last[0] - first[0]) / (last[1] - first[1]), 1),
+            "ms_per_gradient_step": round((last[3] - first[3]) / (last[2] - first[2]) * 1000.0, 2),
             "process_seconds": round(time.perf_counter() - begin, 1)}
 
 

@@ -13,7 +13,9 @@ steps. Reports, for the GRU and the MLP agent:
 and the ratio to EPyMARL's QMIX: to the numbers stated in the issue (230 env steps/s with
 a GRU agent, 350 with an MLP agent, measured earlier on this machine) and, with
 ``--epymarl``, to EPyMARL run by ``bench/epymarl_baseline.py`` in every round, before
-this library's rows (the machine's speed drifts by ~30% over an hour).
+this library's rows (the machine's speed drifts by ~30% over an hour): env steps/s, and
+EPyMARL's gradient step (its ``QLearner.train``, timed inside its run) over this row's
+learner update.
 
 Two modes, measured in the same run: "sequential" (one process: sample, then learn) and
 "sample_while_learning" (one remote EnvRunner collects the next episode on the other
@@ -162,14 +164,15 @@ def measure(agent_network: str, mode: str, envs_per_runner: int, steps: int, war
 
 def measure_epymarl(python: str, checkout: str, agents: list, steps: int, warmup_steps: int
                     ) -> dict:
-    """EPyMARL's QMIX env steps/s on Spread, one run per agent network, by agent network."""
+    """EPyMARL's QMIX on Spread, one run per agent network: {agent network: its run, with
+    env_steps_per_s and ms_per_gradient_step}."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "epymarl.json"
         subprocess.run([python, str(Path(__file__).with_name("epymarl_baseline.py")),
                         "--epymarl", checkout, "--agents", *agents, "--rounds", "1",
                         "--start", str(warmup_steps), "--steps", str(steps), "--out", str(out)],
                        check=True, capture_output=True)
-        return json.loads(out.read_text())["median_env_steps_per_s"]
+        return {run["agent_network"]: run for run in json.loads(out.read_text())["runs"]}
 
 
 def median_row(rows: list) -> dict:
@@ -179,7 +182,9 @@ def median_row(rows: list) -> dict:
         "env_steps_per_s", "ms_per_gradient_step_learner_update", "ms_per_gradient_step_bare",
         "ratio_to_sequential_same_round")}
     median["ratio_to_epymarl"] = round(median["env_steps_per_s"] / rows[0]["epymarl_env_steps_per_s"], 2)
-    for key in ("epymarl_env_steps_per_s_same_round", "ratio_to_epymarl_same_round"):
+    for key in ("epymarl_env_steps_per_s_same_round", "ratio_to_epymarl_same_round",
+                "epymarl_ms_per_gradient_step_same_round",
+                "gradient_step_speedup_to_epymarl_same_round"):
         if key in rows[0]:
             median[key] = round(float(np.median([row[key] for row in rows])), 2)
     return {**{key: rows[0][key] for key in ROW_KEYS}, **median,
@@ -239,9 +244,13 @@ def main() -> None:
                 result["env_steps_per_s"] / sequential["env_steps_per_s"], 2)
             result["round"] = repeat
             if baseline:
-                measured = baseline[result["agent_network"]]
-                result["epymarl_env_steps_per_s_same_round"] = measured
-                result["ratio_to_epymarl_same_round"] = round(result["env_steps_per_s"] / measured, 2)
+                epymarl = baseline[result["agent_network"]]
+                result["epymarl_env_steps_per_s_same_round"] = epymarl["env_steps_per_s"]
+                result["ratio_to_epymarl_same_round"] = round(
+                    result["env_steps_per_s"] / epymarl["env_steps_per_s"], 2)
+                result["epymarl_ms_per_gradient_step_same_round"] = epymarl["ms_per_gradient_step"]
+                result["gradient_step_speedup_to_epymarl_same_round"] = round(
+                    epymarl["ms_per_gradient_step"] / result["ms_per_gradient_step_learner_update"], 2)
         runs.extend(results)
     medians = [median_row([run for run in runs if tuple(run[key] for key in ROW_KEYS) == row])
                for row in dict.fromkeys(tuple(run[key] for key in ROW_KEYS) for run in runs)]
