@@ -18,12 +18,13 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.core import COMPONENT_RL_MODULE
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import (ENV_RUNNER_RESULTS, ENV_RUNNER_SAMPLING_TIMER,
                                      LEARNER_RESULTS, LEARNER_UPDATE_TIMER,
                                      NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_EPISODES_LIFETIME,
                                      REPLAY_BUFFER_ADD_DATA_TIMER, REPLAY_BUFFER_SAMPLE_TIMER,
-                                     SYNCH_WORKER_WEIGHTS_TIMER, TIMERS)
+                                     SYNCH_WORKER_WEIGHTS_TIMER, TIMERS, WEIGHTS_SEQ_NO)
 
 from rllib_softqmix.core.action_selection import LinearSchedule
 from rllib_softqmix.core.checkpoints import (CheckpointError, check_algorithm_checkpoint,
@@ -117,28 +118,43 @@ class QMIX(Algorithm):
     def sync_env_runner_weights(self) -> None:
         """Sends the learner's weights to the EnvRunners that act for training.
 
-        When the learner and the only EnvRunner share this process, the runner's tensors are
-        overwritten in place from the learner's (0.1 ms); RLlib's sync goes through state
-        dicts (4 ms a call here).
+        With a local learner, the local runner's tensors are overwritten in place (0.2 ms)
+        and each remote runner gets a numpy copy of the acting tensors as the argument of its
+        ``set_state`` call, which Ray inlines up to 100 KiB (the MLP agent's 25 KB; the GRU
+        agent's 108 KB goes through the object store). RLlib's sync reads the learner's whole
+        state and always puts it into the object store first, which the runner then fetches:
+        per call here (one remote runner, alternating in one process) 6.1 vs 2.1 ms for the
+        MLP agent and 5.0 vs 4.0 ms for the GRU agent.
         """
-        if self.learner_group.is_local and self.env_runner_group.num_remote_workers() == 0:
-            with torch.no_grad():
-                for runner_tensor, learner_tensor in self._local_weight_pairs():
-                    runner_tensor.copy_(learner_tensor)
-        else:
+        if not self.learner_group.is_local or self.env_runner is None:
             self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group,
                                                inference_only=True)
+            return
+        with torch.no_grad():
+            for runner_tensor, learner_tensor in self._local_weight_pairs().values():
+                runner_tensor.copy_(learner_tensor)
+        if self.env_runner_group.num_remote_workers() > 0:
+            self.env_runner_group.foreach_env_runner_async_fetch_ready(
+                func="set_state", tag="set_state", kwargs={"state": self._acting_weights()})
 
-    def _local_weight_pairs(self) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-        """(runner tensor, learner tensor) for every entry of the inference-only runner
-        module's state dict (state_dict tensors share storage with the modules')."""
+    def _acting_weights(self) -> Dict:
+        """The local learner's inference-only module state and weights seq no, in the form
+        RLlib's sync sends them."""
+        tensors = {name: learner_tensor.numpy().copy()
+                   for name, (_, learner_tensor) in self._local_weight_pairs().items()}
+        return {COMPONENT_RL_MODULE: {TEAM: tensors},
+                WEIGHTS_SEQ_NO: self.learner_group._learner._weights_seq_no}
+
+    def _local_weight_pairs(self) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
+        """{name: (runner tensor, learner tensor)} for every entry of the inference-only
+        runner module's state dict (state_dict tensors share storage with the modules')."""
         learner_module = self.learner_group._learner.module[TEAM]
         runner_module = self.env_runner.module[TEAM]
         cached_for = getattr(self, "_weight_pairs_for", (None, None))
         if cached_for[0] is not learner_module or cached_for[1] is not runner_module:
             learner_state = learner_module.state_dict()
-            self._weight_pairs = [(tensor, learner_state[name])
-                                  for name, tensor in runner_module.state_dict().items()]
+            self._weight_pairs = {name: (tensor, learner_state[name])
+                                  for name, tensor in runner_module.state_dict().items()}
             self._weight_pairs_for = (learner_module, runner_module)
         return self._weight_pairs
 
