@@ -45,9 +45,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import torch  # noqa: E402
+import rllib_softqmix as rq  # noqa: E402  (before ray.rllib, which would load JAX)
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch  # noqa: E402
-
-import rllib_softqmix as rq  # noqa: E402
 
 EPYMARL_ENV_STEPS_PER_S = {"gru": 230.0, "mlp": 350.0}
 MODES = ("sequential", "sample_while_learning")

@@ -20,9 +20,10 @@ import numpy as np
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+# Registers the algorithms and team envs; imported before ray.rllib, it keeps RLlib from
+# loading JAX (see rllib_softqmix/__init__.py).
+import rllib_softqmix  # noqa: E402
 from ray.rllib.algorithms.algorithm import Algorithm  # noqa: E402
-
-import rllib_softqmix  # noqa: E402  (registers the algorithms and the team envs)
 from rllib_softqmix import TEAM, QMIXConfig, TeamPolicy  # noqa: E402
 
 EVALUATION_EPISODES = 32

@@ -12,9 +12,10 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import numpy as np  # noqa: E402
 from ray import tune  # noqa: E402
+# Registers the algorithms and team envs; imported before ray.rllib, it keeps RLlib from
+# loading JAX (see rllib_softqmix/__init__.py).
+import rllib_softqmix  # noqa: E402
 from ray.rllib.algorithms.algorithm import Algorithm  # noqa: E402
-
-import rllib_softqmix  # noqa: E402  (registers "QMIX", "VDN" and the team envs)
 from rllib_softqmix import QMIXConfig, TeamPolicy  # noqa: E402
 
 

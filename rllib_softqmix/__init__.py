@@ -5,16 +5,29 @@ Importing this package registers the algorithms with Tune by name ("QMIX", "VDN"
 and the team envs by name ("one_step_matrix", "m_step_matrix", "mpe_spread").
 """
 
-from ray.tune.registry import register_trainable
+import logging
+import os
 
-from rllib_softqmix.core.validation import ConfigError
-from rllib_softqmix.envs import (TEAM, MStepMatrixGame, OneStepMatrixGame, TeamEnv, TeamEnvError,
-                                 make_team_env, register_team_env, registered_env_names)
-from rllib_softqmix.gre import QMIXGRE, QMIXGREConfig
-from rllib_softqmix.maven import MAVEN, MAVENConfig
-from rllib_softqmix.policy import CheckpointError, TeamPolicy
-from rllib_softqmix.qmix import QMIX, VDN, NonFiniteLossError, QMIXConfig, VDNConfig
-from rllib_softqmix.soft_qmix import SoftQMIX, SoftQMIXConfig
+# RLlib's test utilities, imported with ray.rllib, import JAX and flax wherever they are
+# installed (the [smax] extra installs them): ~120 MB of RSS in every process that imports
+# RLlib, and nothing on the torch stack uses them (SMAX imports JAX itself). RLlib's own switch
+# skips that import, and its notice about it is dropped. Set before the first ray.rllib import
+# of this process; Ray's workers inherit it when the driver starts Ray after this import.
+os.environ.setdefault("RLLIB_TEST_NO_JAX_IMPORT", "1")
+logging.getLogger("ray.rllib.utils.framework").addFilter(
+    lambda record: record.getMessage() != "Not importing JAX for test purposes.")
+
+from ray.tune.registry import register_trainable  # noqa: E402
+
+from rllib_softqmix.core.validation import ConfigError  # noqa: E402
+from rllib_softqmix.envs import (  # noqa: E402
+    TEAM, MStepMatrixGame, OneStepMatrixGame, TeamEnv, TeamEnvError, make_team_env,
+    register_team_env, registered_env_names)
+from rllib_softqmix.gre import QMIXGRE, QMIXGREConfig  # noqa: E402
+from rllib_softqmix.maven import MAVEN, MAVENConfig  # noqa: E402
+from rllib_softqmix.policy import CheckpointError, TeamPolicy  # noqa: E402
+from rllib_softqmix.qmix import QMIX, VDN, NonFiniteLossError, QMIXConfig, VDNConfig  # noqa: E402
+from rllib_softqmix.soft_qmix import SoftQMIX, SoftQMIXConfig  # noqa: E402
 
 ALGORITHMS = {"QMIX": QMIX, "VDN": VDN, "SoftQMIX": SoftQMIX, "QMIXGRE": QMIXGRE,
               "MAVEN": MAVEN}

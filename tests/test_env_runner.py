@@ -1,5 +1,10 @@
 """The TeamEnvRunner: masks obeyed, episodes well-formed, fault tolerance."""
 
+import importlib.util
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from ray.rllib.utils.metrics import EPISODE_RETURN_MEAN, NUM_EPISODES
@@ -103,3 +108,31 @@ def test_acting_builds_no_autograd_graph(ray_session):
         assert not out[Columns.ACTIONS].requires_grad
         assert not any(value.requires_grad for value in out[Columns.STATE_OUT].values())
     algo.stop()
+
+
+JAX_CHECK = """
+import sys
+import ray
+import rllib_softqmix
+from rllib_softqmix import QMIXConfig
+ray.init(num_cpus=2, include_dashboard=False)
+algo = (QMIXConfig().environment("one_step_matrix").env_runners(num_env_runners=1)
+        .reporting(min_sample_timesteps_per_iteration=10).build_algo())
+runner = algo.env_runner_group.foreach_env_runner(lambda runner: "jax" in sys.modules,
+                                                  local_env_runner=False)
+print("JAX_LOADED", "jax" in sys.modules, runner[0])
+algo.stop()
+ray.shutdown()
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed here")
+def test_rllib_loads_no_jax_in_the_driver_or_the_runners():
+    """RLlib imports JAX wherever it is installed (~120 MB per process) unless told not to;
+    the package tells it, in the driver and, inherited, in Ray's workers, without a notice."""
+    env = {key: value for key, value in os.environ.items() if key != "RLLIB_TEST_NO_JAX_IMPORT"}
+    done = subprocess.run([sys.executable, "-c", JAX_CHECK], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "JAX_LOADED False False" in done.stdout
+    assert "Not importing JAX" not in done.stdout + done.stderr
