@@ -184,3 +184,60 @@ def test_legacy_tune_run_with_a_dict_config(ray_session, tmp_path):
     assert trial.last_result["num_env_steps_sampled_lifetime"] >= 100
     assert trial.last_result["config"]["mixer"] == "vdn"
     assert trial.checkpoint is not None
+
+
+def acting_weights(group):
+    """The acting module's tensors of every runner in an EnvRunnerGroup, local one first."""
+    return group.foreach_env_runner(
+        lambda runner: {name: tensor.numpy().copy()
+                        for name, tensor in runner.module[TEAM].state_dict().items()},
+        local_env_runner=True)
+
+
+def assert_every_runner_acts_with(algo, learner_state):
+    runners = acting_weights(algo.env_runner_group) + acting_weights(algo.eval_env_runner_group)
+    assert len(runners) == 4  # a local and a remote runner for training and for evaluation
+    for runner in runners:
+        for name, tensor in runner.items():
+            np.testing.assert_array_equal(tensor, learner_state[name], err_msg=name)
+
+
+@pytest.mark.parametrize("algorithm", ["QMIX", "MAVEN"])
+def test_restore_into_a_running_algorithm_reaches_every_acting_runner(ray_session, tmp_path,
+                                                                        algorithm):
+    """``algo.restore`` (also PBT's exploit) while remote runners hold later weights, or weights
+    of another trial with the same weights seq no: RLlib's post-restore sync carries the
+    restored seq no, which its rule (load only a higher one) made runners skip."""
+    config = tiny_config(algorithm, env="one_step_matrix")
+    algo = (config.copy().env_runners(num_env_runners=1, num_cpus_per_env_runner=0.5)
+            .evaluation(evaluation_interval=100, evaluation_num_env_runners=1).build_algo())
+    other = config.copy().debugging(seed=1).build_algo()
+
+    def learner_state(algo):
+        return {name: tensor.detach().numpy().copy()
+                for name, tensor in algo.learner_group._learner.module[TEAM].state_dict().items()}
+
+    def seq_no(algo):
+        return algo.learner_group._learner._weights_seq_no
+
+    try:
+        for _ in range(2):
+            algo.train()
+            other.train()
+        early, early_state = algo.save(str(tmp_path / "early")).checkpoint.path, learner_state(algo)
+        other_path, other_state = other.save(str(tmp_path / "other")).checkpoint.path, learner_state(other)
+        early_seq_no = seq_no(algo)
+        assert seq_no(other) == early_seq_no  # one-step episodes: the same count of updates
+        for _ in range(3):
+            algo.train()
+        assert seq_no(algo) > early_seq_no
+        algo.restore(early)
+        assert_every_runner_acts_with(algo, early_state)
+        algo.restore(other_path)
+        assert_every_runner_acts_with(algo, other_state)
+        algo.train()  # training syncs the training runners, evaluation the evaluation ones
+        algo.evaluate()
+        assert_every_runner_acts_with(algo, learner_state(algo))
+    finally:
+        algo.stop()
+        other.stop()

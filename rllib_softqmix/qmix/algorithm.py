@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
-from ray.rllib.core import COMPONENT_RL_MODULE
+from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import (ENV_RUNNER_RESULTS, ENV_RUNNER_SAMPLING_TIMER,
                                      LEARNER_RESULTS, LEARNER_UPDATE_TIMER,
@@ -35,6 +35,7 @@ from rllib_softqmix.envs.matrix_games import MStepMatrixGame, OneStepMatrixGame
 from rllib_softqmix.envs.registry import make_team_env
 from rllib_softqmix.envs.team_env import TEAM
 from rllib_softqmix.qmix.config import QMIXConfig
+from rllib_softqmix.qmix.env_runner import WEIGHTS_RESTORED
 from rllib_softqmix.qmix.learner import TRAINING_ITERATION, NonFiniteLossError
 
 ALGORITHM_STATE = "qmix_family_state"
@@ -279,6 +280,24 @@ class QMIX(Algorithm):
                 f"that shapes the networks (e.g. rnn_hidden_dim, mixing_embed_dim, noise_dim) "
                 f"differs from the checkpoint's; use the checkpoint's config "
                 f"({type(self).__name__}.from_checkpoint(path)).") from error
+        self.sync_restored_weights()
+
+    def sync_restored_weights(self) -> None:
+        """Makes every runner, for training and for evaluation, act with the learner's
+        (just restored) weights, and waits until they do.
+
+        RLlib's own sync after a restore carries the checkpoint's weights seq no, which
+        runners that acted with later weights (or with another trial's, PBT's exploit) take
+        for an old sync and skip; these weights are marked ``WEIGHTS_RESTORED`` instead.
+        """
+        learner_state = self.learner_group.get_state(
+            components=f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}",
+            inference_only=True)[COMPONENT_LEARNER]
+        state = {COMPONENT_RL_MODULE: learner_state[COMPONENT_RL_MODULE],
+                 WEIGHTS_SEQ_NO: learner_state[WEIGHTS_SEQ_NO], WEIGHTS_RESTORED: True}
+        for group in (self.env_runner_group, self.eval_env_runner_group):
+            if group is not None:
+                group.foreach_env_runner(lambda runner: runner.set_state(state))
 
     def save_to_path(self, path=None, *, state=None, filesystem=None, use_msgpack=False) -> str:
         """RLlib's save (also Tune's), written to a staging directory beside ``path`` and

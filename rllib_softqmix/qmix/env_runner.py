@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 NUM_ENV_RESTARTS_LIFETIME = "num_env_restarts_lifetime"
 NUM_EPISODES_DROPPED_LIFETIME = "num_episodes_dropped_lifetime"
+# In a state for ``set_state``: load these weights whatever their seq no (after a restore).
+WEIGHTS_RESTORED = "weights_restored"
 
 
 class _EpisodeBuilder:
@@ -293,9 +295,12 @@ class TeamEnvRunner(EnvRunner, Checkpointable):
         return state
 
     def set_state(self, state) -> None:
+        """RLlib's rule for weights: load only a newer seq no (0: always), so that a late
+        sync never overwrites a later one; restored weights (``WEIGHTS_RESTORED``) are
+        loaded whatever their seq no, which is then this runner's."""
         if COMPONENT_RL_MODULE in state:
             seq_no = state.get(WEIGHTS_SEQ_NO, 0)
-            if seq_no == 0 or self._weights_seq_no < seq_no:
+            if seq_no == 0 or self._weights_seq_no < seq_no or state.get(WEIGHTS_RESTORED):
                 module_state = state[COMPONENT_RL_MODULE]
                 if isinstance(module_state, ray.ObjectRef):
                     module_state = ray.get(module_state)
