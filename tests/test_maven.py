@@ -308,3 +308,32 @@ def test_maven_reaches_the_decoy_in_every_seed_and_pi_z_mostly_keeps_entropy(ray
         assert greedy >= 4.0, f"seed {seed}"
         entropies.append(result["z_policy_entropy"])
     assert sum(entropy > 0.01 for entropy in entropies) >= 3, entropies
+
+
+@pytest.mark.parametrize("in_actor", [True, False])
+def test_a_z_policy_update_without_a_td_step_reaches_the_runners(ray_session, in_actor):
+    """A training step whose episodes earn no TD step (e.g. one whose runner dropped an
+    episode) still changes pi_z; the sync after it must reach the runners, which skip weights
+    whose seq no is not newer than theirs."""
+    algo = (config(z_policy="learned").env_runners(num_env_runners=1, num_cpus_per_env_runner=0.5)
+            .build_algo())
+    if not in_actor:
+        ray.kill(algo._z_policy_worker)
+        algo._z_policy_worker = None
+    try:
+        algo.train()
+        assert algo._gradient_steps > 0
+        before = algo.learner_group._learner.module["team"].unwrapped().z_policy.state_dict()
+        before = {name: tensor.clone() for name, tensor in before.items()}
+        episodes, _ = algo.sample_episodes()
+        assert algo.on_episodes_collected(episodes)  # pi_z steps, no TD step
+        algo.wait_for_background_updates()
+        algo.sync_env_runner_weights()
+        learner = algo.learner_group._learner.module["team"].unwrapped().z_policy.state_dict()
+        assert any(not torch.equal(before[name], learner[name]) for name in learner)
+        runner = algo.env_runner_group.foreach_env_runner(
+            lambda runner: runner.team_module.z_policy.state_dict(), local_env_runner=False)[0]
+        for name, tensor in learner.items():
+            assert torch.equal(runner[name], tensor), name
+    finally:
+        algo.stop()

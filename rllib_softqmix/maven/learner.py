@@ -97,9 +97,12 @@ class MAVENTorchLearner(QMIXTorchLearner):
     def load_z_policy(self, policy: PackedZPolicy, losses: np.ndarray,
                       last_states: np.ndarray) -> Dict[str, float]:
         """Takes ``reinforce_steps``' result; returns the mean loss and pi_z's entropy at
-        the states of the last batch [M, S], after the update."""
+        the states of the last batch [M, S], after the update. Counts as a new version of the
+        weights (RLlib's weights seq no), which runners load only when it is newer than theirs:
+        a pi_z update without a TD step would otherwise never reach them."""
         z_policy = self.module[TEAM].unwrapped().z_policy
         z_policy.load_packed(self.get_optimizer(TEAM, Z_POLICY_OPTIMIZER), policy)
+        self._weights_seq_no += 1
         with torch.no_grad():
             log_probs = z_policy(torch.as_tensor(last_states, dtype=torch.float32))
             entropy = -(log_probs.exp() * log_probs).sum(-1).mean().item()
