@@ -9,7 +9,11 @@ episodes, one gradient step per episode, one env, torch single-threaded):
   agents, and on SMAX (SMACv2-like) with 5 and 10 units when JaxMARL is installed; the growth
   relative to the smallest team, next to the growth in agents (target: no worse than linear).
 
-    python bench/scaling.py          # ~10 minutes idle; writes bench/results/throughput/scaling.json
+The machine's speed drifts by 30-40% over hours, so ``--repeats`` rounds run every row in
+turn; each row reports the median over the rounds of its values and of its ratios, each ratio
+taken within one round, and keeps every round's values (``*_rounds``).
+
+    python bench/scaling.py --repeats 3   # ~4 minutes a round; writes bench/results/throughput/scaling.json
 """
 
 import argparse
@@ -17,6 +21,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -78,30 +83,63 @@ def with_growth(rows: list) -> list:
     return rows
 
 
+def with_ratio_to_qmix(rows: list) -> list:
+    for row in rows:
+        row["ratio_to_qmix"] = round(row["ms_per_learner_update"] / rows[0]["ms_per_learner_update"], 2)
+    return rows
+
+
+def median_over_rounds(rounds: list) -> list:
+    """Rows of the same tables from several rounds -> one row each: the median of every number
+    measured or derived, plus its values per round (the configuration fields as they were).
+
+    The process tree's RSS is the first round's: SMAX imports JAX into this process at the end
+    of the first round, so the Spread rows of later rounds carry it too (~0.6 GB)."""
+    rows = []
+    for per_round in zip(*rounds):
+        row = dict(per_round[0])
+        for key, value in per_round[0].items():
+            if isinstance(value, float) and key != "agents_ratio":
+                values = [other[key] for other in per_round]
+                if key != "process_tree_rss_mb":
+                    row[key] = round(statistics.median(values), 2)
+                row[f"{key}_rounds"] = values
+        rows.append(row)
+    return rows
+
+
+def one_round(args, smax: bool) -> dict:
+    tables = {"algorithms": with_ratio_to_qmix([algorithm_row(name, args.updates, args.seed)
+                                                for name in ALGORITHMS]),
+              "mpe_spread": with_growth([team_row(*team, args.steps, args.updates, args.seed)
+                                         for team in TEAMS])}
+    if smax:
+        tables["smax"] = with_growth([team_row(*team, args.steps, args.updates, args.seed)
+                                      for team in SMAX_TEAMS])
+    return tables
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--updates", type=int, default=50, help="timed learner updates per row")
     parser.add_argument("--steps", type=int, default=5000, help="timed env steps per team size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds over all rows; each row reports its medians")
     parser.add_argument("--out", default="bench/results/throughput/scaling.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    algorithms = [algorithm_row(name, args.updates, args.seed) for name in ALGORITHMS]
-    for row in algorithms:
-        row["ratio_to_qmix"] = round(row["ms_per_learner_update"]
-                                     / algorithms[0]["ms_per_learner_update"], 2)
-    teams = {"mpe_spread": with_growth([team_row(*team, args.steps, args.updates, args.seed)
-                                        for team in TEAMS])}
-    if importlib.util.find_spec("jaxmarl") is not None:
-        teams["smax"] = with_growth([team_row(*team, args.steps, args.updates, args.seed)
-                                     for team in SMAX_TEAMS])
-    else:
-        teams["smax"] = "skipped: JaxMARL not installed (pip install -e .[smax])"
+    smax = importlib.util.find_spec("jaxmarl") is not None
+    rounds = [one_round(args, smax) for _ in range(args.repeats)]
+    tables = {name: median_over_rounds([tables[name] for tables in rounds]) for name in rounds[0]}
+    teams = {"mpe_spread": tables["mpe_spread"],
+             "smax": tables.get("smax", "skipped: JaxMARL not installed (pip install -e .[smax])")}
     report = {"benchmark": "scaling", "machine": {"cpus": os.cpu_count(),
                                                   "platform": platform.platform(),
                                                   "torch": torch.__version__},
               "setting": "GRU 64, batch 32 episodes, 1 gradient step per episode, 1 env, "
-                         "torch 1 thread", "algorithms": algorithms, "teams": teams}
+                         "torch 1 thread", "rounds": args.repeats,
+              "algorithms": tables["algorithms"], "teams": teams}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
