@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
-from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE
+from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_LEARNER_GROUP, COMPONENT_RL_MODULE
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import (ENV_RUNNER_RESULTS, ENV_RUNNER_SAMPLING_TIMER,
                                      LEARNER_RESULTS, LEARNER_UPDATE_TIMER,
@@ -280,7 +280,9 @@ class QMIX(Algorithm):
                 f"that shapes the networks (e.g. rnn_hidden_dim, mixing_embed_dim, noise_dim) "
                 f"differs from the checkpoint's; use the checkpoint's config "
                 f"({type(self).__name__}.from_checkpoint(path)).") from error
-        self.sync_restored_weights()
+        component = kwargs.get("component")
+        if component is None or COMPONENT_LEARNER_GROUP in component:  # the learner's restored
+            self.sync_restored_weights()
 
     def sync_restored_weights(self) -> None:
         """Makes every runner, for training and for evaluation, act with the learner's
