@@ -12,8 +12,10 @@ uniform actions (since the sampling changes): 7/16 at alpha = 0.1 (seeds 0 4 5 8
 and QMIX 1/16 (seed 11), the same in Ray tasks as in one process. Every Soft-QMIX success had
 Q_tot(A, A) in [7.3, 8.3] and probability 1.0 on A for both agents. The prototype in the
 spec found 38-44% at alpha in {0.03, 0.1, 0.3} and QMIX 0/40. The thresholds below keep a
-margin for float drift across machines: a success rate of at least 4/16 for Soft-QMIX
-(P(X <= 3) = 0.04 for 16 seeds at the measured 0.44), at most 1/16 for QMIX.
+margin for float drift across machines, which can turn any seed's run into another draw:
+at least 4/16 successes for Soft-QMIX (P(X <= 3) = 0.04 for 16 seeds at the measured 0.44);
+at most 2/16 for QMIX and at least 14/16 of its seeds in the zero block (at QMIX's measured
+1/32 here, P(X >= 3) = 0.01; a bound of 1/16 would fail with P(X >= 2) = 0.09).
 """
 
 import pytest
@@ -48,7 +50,7 @@ def outcomes(ray_session):
 def test_soft_qmix_reaches_the_optimum_clearly_more_often_than_qmix(outcomes):
     soft, qmix = success_rate(outcomes["full"]), success_rate(outcomes["qmix"])
     assert soft >= 4 / 16, [outcome.to_dict() for outcome in outcomes["full"]]
-    assert qmix <= 1 / 16
+    assert qmix <= 2 / 16, [outcome.to_dict() for outcome in outcomes["qmix"]]
     assert soft - qmix >= 3 / 16
 
 
@@ -62,4 +64,4 @@ def test_every_soft_qmix_success_looks_like_the_papers_table(outcomes):
 def test_qmix_ends_in_the_zero_block(outcomes):
     in_block = [outcome for outcome in outcomes["qmix"]
                 if set(outcome.greedy_actions) <= {1, 2} and outcome.greedy_return == 0.0]
-    assert len(in_block) >= 15
+    assert len(in_block) >= 14, [outcome.to_dict() for outcome in outcomes["qmix"]]
