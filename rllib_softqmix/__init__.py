@@ -2,7 +2,8 @@
 
 Importing this package registers the algorithms with Tune by name ("QMIX", "VDN", "SoftQMIX",
 "QMIXGRE", "MAVEN")
-and the team envs by name ("one_step_matrix", "m_step_matrix", "mpe_spread").
+and the team envs by name ("one_step_matrix", "m_step_matrix", "mpe_spread"), and lets
+RLlib's ``Algorithm.from_checkpoint`` / ``restore_from_path`` take relative paths.
 """
 
 import logging
@@ -17,8 +18,10 @@ os.environ.setdefault("RLLIB_TEST_NO_JAX_IMPORT", "1")
 logging.getLogger("ray.rllib.utils.framework").addFilter(
     lambda record: record.getMessage() != "Not importing JAX for test purposes.")
 
+from ray.rllib.algorithms.algorithm import Algorithm  # noqa: E402
 from ray.tune.registry import register_trainable  # noqa: E402
 
+from rllib_softqmix.core.checkpoints import accept_relative_paths  # noqa: E402
 from rllib_softqmix.core.validation import ConfigError  # noqa: E402
 from rllib_softqmix.envs import (  # noqa: E402
     TEAM, MStepMatrixGame, OneStepMatrixGame, TeamEnv, TeamEnvError, make_team_env,
@@ -34,6 +37,9 @@ ALGORITHMS = {"QMIX": QMIX, "VDN": VDN, "SoftQMIX": SoftQMIX, "QMIXGRE": QMIXGRE
 
 for _name, _algorithm in ALGORITHMS.items():
     register_trainable(_name, _algorithm)
+# Algorithm.from_checkpoint("results/.../checkpoint_000004") and restore_from_path(...) with a
+# relative path, which RLlib's own loader refuses (ArrowInvalid: URI has empty scheme).
+accept_relative_paths(Algorithm)
 
 __all__ = ["ALGORITHMS", "MAVEN", "MAVENConfig", "CheckpointError", "ConfigError", "NonFiniteLossError", "TeamPolicy", "QMIX", "QMIXConfig", "QMIXGRE", "QMIXGREConfig", "SoftQMIX", "SoftQMIXConfig", "VDN",
            "VDNConfig", "TEAM", "TeamEnv", "TeamEnvError", "MStepMatrixGame", "OneStepMatrixGame",

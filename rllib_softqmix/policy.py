@@ -16,7 +16,7 @@ import torch
 from ray.rllib.core.columns import Columns
 
 from rllib_softqmix.core.checkpoints import (CLASS_FILE, MODULE_DIR, CheckpointError,
-                                             read_class_and_ctor_args)
+                                             other_checkpoints_advice, read_class_and_ctor_args)
 
 
 class TeamPolicy:
@@ -30,20 +30,23 @@ class TeamPolicy:
 
     @classmethod
     def from_checkpoint(cls, path: Union[str, Path]) -> "TeamPolicy":
-        """Builds the policy from an Algorithm checkpoint directory (``algo.save()``)."""
-        module_dir = Path(path).joinpath(*MODULE_DIR)
+        """Builds the policy from an Algorithm checkpoint directory (``algo.save()``); a
+        relative path is taken from the working directory."""
+        checkpoint = Path(path).absolute()  # RLlib's loader refuses relative paths
+        module_dir = checkpoint.joinpath(*MODULE_DIR)
         if not (module_dir / CLASS_FILE).is_file():
             raise CheckpointError(
                 f"{path} is not an rllib_softqmix Algorithm checkpoint: {module_dir / CLASS_FILE} "
                 f"is missing. Pass the directory that algo.save() or Tune wrote.")
-        ctor = read_class_and_ctor_args(module_dir, "team module")
+        ctor = read_class_and_ctor_args(module_dir, "team module", checkpoint)
         args, kwargs = ctor["ctor_args_and_kwargs"]
         module = ctor["class"](*args, **{**kwargs, "inference_only": True})
         try:
             module.restore_from_path(module_dir)
         except Exception as error:  # noqa: BLE001 - a missing or truncated weights file
             raise CheckpointError(f"the team module's weights under {module_dir} cannot be loaded: "
-                                  f"{error!r}. Use an earlier checkpoint of the run.") from error
+                                  f"{error!r}. The checkpoint is incomplete or corrupt. "
+                                  f"{other_checkpoints_advice(checkpoint)}") from error
         return cls(module)
 
     @property

@@ -1,5 +1,9 @@
 """Tune by name, checkpoints, Algorithm.from_checkpoint and TeamPolicy."""
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -146,6 +150,64 @@ def test_restored_copy_acts_and_learns_exactly_like_the_original(ray_session, tm
 def test_team_policy_rejects_a_path_that_is_not_a_checkpoint(tmp_path):
     with pytest.raises(rllib_softqmix.CheckpointError, match="not an rllib_softqmix"):
         TeamPolicy.from_checkpoint(tmp_path)
+
+
+def test_relative_checkpoint_paths_restore_with_rllib_and_team_policy(ray_session, tmp_path,
+                                                                      monkeypatch):
+    """RLlib's loaders infer the filesystem with pyarrow's from_uri, which refuses a relative
+    path (ArrowInvalid: URI has empty scheme); both entry points resolve it first."""
+    algo = tiny_config("QMIX").build_algo()
+    algo.train()
+    (tmp_path / "run").mkdir()
+    algo.save(str(tmp_path / "run" / "ckpt"))
+    episodes = recorded_observations(algo)
+    expected = [greedy_actions_and_q(algo.learner_group._learner.module[TEAM], episode)[0]
+                for episode in episodes]
+    algo.stop()
+
+    monkeypatch.chdir(tmp_path)
+    for relative in ("run/ckpt", Path("run") / "ckpt"):
+        restored = Algorithm.from_checkpoint(relative)
+        module = restored.learner_group._learner.module[TEAM]
+        assert type(restored).__name__ == "QMIX" and restored.iteration == 1
+        for episode, actions in zip(episodes, expected):
+            assert np.array_equal(greedy_actions_and_q(module, episode)[0], actions)
+        restored.restore_from_path(relative)  # Tune's restore reaches this one
+        restored.stop()
+
+        policy = TeamPolicy.from_checkpoint(relative)
+        for episode, actions in zip(episodes, expected):
+            policy.reset()
+            stepped = [policy.act({"obs": episode.obs[t], "action_mask": episode.action_mask[t]})
+                       for t in range(len(episode.obs))]
+            assert np.array_equal(np.array(stepped), actions)
+
+
+def test_unreadable_checkpoint_errors_name_the_checkpoints_that_exist(ray_session, tmp_path):
+    algo = tiny_config("QMIX").build_algo()
+    algo.train()
+    good = Path(algo.save(str(tmp_path / "trial" / "checkpoint_000001")).checkpoint.path)
+    algo.stop()
+    weights = Path("learner_group", "learner", "rl_module", TEAM, "module_state.pkl")
+
+    cut_short = shutil.copytree(good, tmp_path / "trial" / "checkpoint_000002")
+    (cut_short / weights).write_bytes((good / weights).read_bytes()[:100])
+    with pytest.raises(rllib_softqmix.CheckpointError,
+                       match=f"(?s)cannot be loaded.*Complete checkpoints beside it: {good}\\."):
+        TeamPolicy.from_checkpoint(cut_short)
+    alone = shutil.move(cut_short, tmp_path / "elsewhere" / "checkpoint_000002")
+    with pytest.raises(rllib_softqmix.CheckpointError,
+                       match="No complete checkpoint is beside it in .*elsewhere: save one"):
+        TeamPolicy.from_checkpoint(alone)
+
+    # The checkpoint of another Ray: the advice is that Ray, not another checkpoint.
+    older = shutil.copytree(good, tmp_path / "older")
+    (older / "class_and_ctor_args.pkl").write_bytes(b"pickled by another Ray")
+    metadata = json.loads((older / "rllib_checkpoint.json").read_text())
+    (older / "rllib_checkpoint.json").write_text(json.dumps({**metadata, "ray_version": "2.9.0"}))
+    with pytest.raises(rllib_softqmix.CheckpointError,
+                       match="written by Ray 2.9.0 and this is Ray .*: load it with Ray 2.9.0"):
+        rllib_softqmix.QMIX.from_checkpoint(older)
 
 
 def test_tune_by_name_grid_search_checkpoint_and_restore(ray_session, tmp_path):
