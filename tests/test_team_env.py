@@ -1,8 +1,10 @@
 """TeamEnv on PettingZoo envs with and without state(), with masks, time limits, deaths."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
-from toy_envs import ContinuousEnv, NoAgentsEnv, ToyEnv, UnequalActionsEnv
+from pettingzoo import ParallelEnv
+from toy_envs import ContinuousEnv, NoAgentsEnv, ToyEnv, UndeclaredStateEnv, UnequalActionsEnv
 
 from rllib_softqmix import TeamEnv, TeamEnvError
 
@@ -13,7 +15,9 @@ def step(env, actions):
 
 
 def test_spaces_padding_and_state_from_concatenated_observations():
-    env = TeamEnv(ToyEnv(with_state=False))
+    toy = ToyEnv(with_state=False)
+    env = TeamEnv(toy)
+    assert toy.resets == 0  # its state() raises NotImplementedError: no reset to find a state
     space = env.observation_spaces["team"]
     assert space["obs"].shape == (3, 4) and space["state"].shape == (12,)
     assert space["action_mask"].shape == (3, 4)
@@ -35,6 +39,66 @@ def test_state_comes_from_the_env_when_it_has_one():
     assert obs["team"]["state"].tolist() == [100.0] * 6
     obs, *_ = step(env, [0, 0, 0])
     assert obs["state"].tolist() == [101.0] * 6
+
+
+def test_state_without_a_state_space_is_used_and_its_size_found_by_one_reset():
+    toy = UndeclaredStateEnv()
+    env = TeamEnv(toy)
+    assert toy.resets == 1  # its state() fails before a reset: TeamEnv reset it once
+    assert env.observation_spaces["team"]["state"].shape == (5,)
+    obs, _ = env.reset()
+    assert obs["team"]["state"].tolist() == [200.0] * 5
+    obs, *_ = step(env, [0, 0, 0])
+    assert obs["state"].tolist() == [201.0] * 5
+    assert env.observation_spaces["team"].contains(obs)
+
+
+def test_a_state_that_changes_size_is_an_error_naming_both_sizes():
+    env = _reset(TeamEnv(UndeclaredStateEnv(grow_at=2)))
+    step(env, [0, 0, 0])
+    with pytest.raises(TeamEnvError, match=r"state\(\) returned 'state' of shape \(6,\).*\(5,\), "
+                                           r"from the size of its first state\(\)"):
+        step(env, [0, 0, 0])
+
+
+class FailingResetEnv(UndeclaredStateEnv):
+    def reset(self, seed=None, options=None):
+        raise RuntimeError("no simulator")
+
+
+class NoneStateEnv(UndeclaredStateEnv):
+    def state(self):
+        return None
+
+
+class StateSpaceOnlyEnv(ParallelEnv):
+    """Declares a state_space and keeps ParallelEnv's state()."""
+    possible_agents = ["a0"]
+    state_space = gym.spaces.Box(-1.0, 1.0, (2,))
+
+    def observation_space(self, agent):
+        return gym.spaces.Box(-1.0, 1.0, (2,))
+
+    def action_space(self, agent):
+        return gym.spaces.Discrete(2)
+
+
+@pytest.mark.parametrize("env_class, message", [
+    (FailingResetEnv, r"resets it once at construction.*no simulator.*Declare state_space"),
+    (NoneStateEnv, r"state\(\) returned None; TeamEnv needs an array of numbers"),
+    (StateSpaceOnlyEnv, r"declares a state_space but does not implement state\(\)")])
+def test_unusable_states_are_rejected_at_construction(env_class, message):
+    with pytest.raises(TeamEnvError, match=message):
+        TeamEnv(env_class())
+
+
+def test_a_declared_state_space_whose_state_raises_not_implemented_says_what_to_do():
+    toy = ToyEnv()
+    toy.state_space = gym.spaces.Box(-1.0, 1.0, (6,))
+    env = TeamEnv(toy)
+    with pytest.raises(TeamEnvError, match=r"raised NotImplementedError.*implement state\(\) or "
+                                           r"remove state_space"):
+        env.reset()
 
 
 @pytest.mark.parametrize("mask_in", ["obs", "infos"])

@@ -1,9 +1,15 @@
 """Named team envs: ``config.environment("mpe_spread", env_config={...})``.
 
-A name maps to a factory of a PettingZoo ParallelEnv plus TeamEnv defaults. Every
+A name maps to a factory of an env TeamEnv accepts (a PettingZoo ParallelEnv or AECEnv, an
+RLlib MultiAgentEnv) plus TeamEnv defaults. Every
 ``env_config`` key must be a parameter of that factory or of TeamEnv; anything else
 is an error naming the key and the accepted ones. Names are also registered with
 Tune, so remote workers and other RLlib algorithms can build them.
+
+``config.env`` may also be a name registered with Tune's ``register_env`` (its creator gets an
+EnvContext and may return any env TeamEnv accepts, or a hand-made team env), or a class: a
+PettingZoo ParallelEnv/AECEnv class is built as ``cls(**env_config)``, an RLlib MultiAgentEnv
+class as RLlib builds it, ``cls(env_context)``.
 
 An env that is expensive to build (StarCraft II) is registered with
 ``check_requirements``: config validation then checks its keys and calls that function,
@@ -14,11 +20,14 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from pettingzoo import ParallelEnv
+from pettingzoo import AECEnv, ParallelEnv
+from ray.rllib.env.env_context import EnvContext
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
+from ray.rllib.env.wrappers.group_agents_wrapper import GroupAgentsWrapper
 from ray.tune.registry import ENV_CREATOR, _global_registry, register_env
 
-from rllib_softqmix.envs.team_env import TEAM, TeamEnv, TeamEnvError
+from rllib_softqmix.envs.team_env import (ACCEPTED_ENV_TYPES, ACCEPTED_ENVS, TEAM, TeamEnv,
+                                          TeamEnvError)
 
 TEAM_ENV_KEYS = ("team_reward", "max_episode_steps", "dead_agent_action")
 
@@ -33,16 +42,23 @@ class EnvDependencyError(ImportError):
 
 @dataclass(frozen=True)
 class TeamEnvSpec:
-    """How to build one named env: a ParallelEnv factory and TeamEnv defaults."""
-    parallel_env_creator: Callable[..., ParallelEnv]
+    """How to build one named env: a factory of an env TeamEnv accepts, and TeamEnv defaults."""
+    parallel_env_creator: Callable[..., Any]
     team_defaults: Dict[str, Any] = field(default_factory=dict)
     check_requirements: Optional[Callable[[], Any]] = None
 
+    def _parameters(self):
+        return inspect.signature(self.parallel_env_creator).parameters.values()
+
     def accepted_keys(self):
-        params = inspect.signature(self.parallel_env_creator).parameters
-        return tuple(params) + TEAM_ENV_KEYS
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return tuple(p.name for p in self._parameters() if p.kind in named) + TEAM_ENV_KEYS
 
     def check_keys(self, name: str, env_config: Mapping[str, Any]) -> None:
+        """Every key must be a TeamEnv option or a parameter of the creator; a creator with
+        ``**kwargs`` takes any key (it checks them itself)."""
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in self._parameters()):
+            return
         unknown = sorted(set(env_config) - set(self.accepted_keys()))
         if unknown:
             raise TeamEnvError(
@@ -60,12 +76,13 @@ class TeamEnvSpec:
 _CATALOG: Dict[str, TeamEnvSpec] = {}
 
 
-def register_team_env(name: str, parallel_env_creator: Callable[..., ParallelEnv],
+def register_team_env(name: str, parallel_env_creator: Callable[..., Any],
                       check_requirements: Optional[Callable[[], Any]] = None,
                       **team_defaults: Any) -> None:
     """Registers ``name`` for every algorithm of this package (and with Tune).
 
-    ``parallel_env_creator(**env_config)`` must return a PettingZoo ParallelEnv;
+    ``parallel_env_creator(**env_config)`` must return an env TeamEnv accepts (a PettingZoo
+    ParallelEnv or AECEnv, an RLlib MultiAgentEnv);
     ``team_defaults`` are TeamEnv options (team_reward, max_episode_steps, ...).
     ``check_requirements`` marks the env as expensive to build: config validation calls
     it (it raises EnvDependencyError when something is missing) instead of building the env.
@@ -108,29 +125,35 @@ def _unknown_env(name: str) -> UnknownEnvError:
         f"Register your own with rllib_softqmix.register_team_env(name, creator).")
 
 
-def make_team_env(env: Any, env_config: Mapping[str, Any]) -> TeamEnv:
+def make_team_env(env: Any, env_config: Mapping[str, Any]) -> MultiAgentEnv:
     """Builds the team env for ``config.env`` (a registered name or a class)."""
-    env_config = dict(env_config or {})
+    context = env_config if isinstance(env_config, EnvContext) else EnvContext(
+        dict(env_config or {}), worker_index=0)
     if isinstance(env, str):
         if env in _CATALOG:
-            return _CATALOG[env].build(env, env_config)
+            return _CATALOG[env].build(env, dict(context))
         if _global_registry.contains(ENV_CREATOR, env):
-            return _as_team_env(_global_registry.get(ENV_CREATOR, env)(env_config), env)
+            return _as_team_env(_global_registry.get(ENV_CREATOR, env)(context), env)
         raise _unknown_env(env)
-    if isinstance(env, type) and issubclass(env, (ParallelEnv, MultiAgentEnv)):
-        return _as_team_env(env(**env_config), env.__name__)
+    if isinstance(env, type) and issubclass(env, (ParallelEnv, AECEnv)):
+        return _as_team_env(env(**context), env.__name__)
+    if isinstance(env, type) and issubclass(env, MultiAgentEnv):
+        return _as_team_env(env(context), env.__name__)
     raise UnknownEnvError(
-        f"config.env must be a registered env name or a ParallelEnv/TeamEnv class, got {env!r}. "
+        f"config.env must be a registered env name or a class of {ACCEPTED_ENVS}, got {env!r}. "
         f"Registered team envs: {list(registered_env_names())}.")
 
 
-def _as_team_env(env: Any, name: str) -> TeamEnv:
+def _as_team_env(env: Any, name: str) -> MultiAgentEnv:
+    """``env`` as is when it is a team env already (a TeamEnv, or a MultiAgentEnv whose only
+    agent is "team"), else TeamEnv(env)."""
     if isinstance(env, TeamEnv):
         return env
-    if isinstance(env, ParallelEnv):
-        return TeamEnv(env)
-    if isinstance(env, MultiAgentEnv) and list(getattr(env, "possible_agents", [])) == [TEAM]:
+    if (isinstance(env, MultiAgentEnv) and not isinstance(env, GroupAgentsWrapper)
+            and list(getattr(env, "possible_agents", [])) == [TEAM]):
         return env
-    raise TeamEnvError(
-        f"env {name!r} built a {type(env).__name__}; expected a PettingZoo ParallelEnv or a "
-        f"TeamEnv (a MultiAgentEnv whose only agent is {TEAM!r}).")
+    if not isinstance(env, ACCEPTED_ENV_TYPES):
+        raise TeamEnvError(
+            f"env {name!r} built a {type(env).__name__}; expected {ACCEPTED_ENVS}, or a "
+            f"team env (a MultiAgentEnv whose only agent is {TEAM!r}).")
+    return TeamEnv(env)
