@@ -62,7 +62,8 @@ def build(agent_network: str, seed: int, steps_per_iteration: int, config_class=
     settings = dict(agent_network=agent_network, rnn_hidden_dim=64, train_batch_size_episodes=32,
                     replay_buffer_capacity=5000, episodes_per_train_step=envs_per_runner,
                     gradient_steps_per_train_step=envs_per_runner,
-                    target_update_interval_episodes=200, epsilon_anneal_time=50000)
+                    target_update_interval_episodes=200, epsilon_anneal_time=50000,
+                    bootstrap_truncated_episodes=True)  # EPyMARL bootstraps at its time limit
     settings.update(overrides)
     remote_runners = 1 if settings.get("sample_while_learning") else 0
     config = (config_class().environment(env, env_config=env_config or {}).training(**settings)

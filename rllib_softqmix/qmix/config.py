@@ -16,6 +16,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.util.debug import log_once
 
 from rllib_softqmix.core.mixers import MIXERS
+from rllib_softqmix.core.value_range import DIVERGENCE_CHECKS
 from rllib_softqmix.core.validation import (Check, ConfigError, boolean, check_setting, choice,
                                             integer, number, optional)
 from rllib_softqmix.envs.registry import (EnvDependencyError, UnknownEnvError, check_env_options,
@@ -144,7 +145,9 @@ class QMIXConfig(AlgorithmConfig):
         self.td_lambda = 0.6
         self.double_q = True
         self.td_loss_scale = 0.5
-        self.bootstrap_truncated_episodes = True
+        self.bootstrap_truncated_episodes = False
+        self.divergence_check = "raise"
+        self.divergence_margin = 1.0
         self.standardize_rewards = False
         self.target_update_interval_episodes = 200
         self.optimizer_type = "adam"
@@ -189,6 +192,8 @@ class QMIXConfig(AlgorithmConfig):
         double_q: Optional[bool] = NotProvided,
         td_loss_scale: Optional[float] = NotProvided,
         bootstrap_truncated_episodes: Optional[bool] = NotProvided,
+        divergence_check: Optional[str] = NotProvided,
+        divergence_margin: Optional[float] = NotProvided,
         standardize_rewards: Optional[bool] = NotProvided,
         target_update_interval_episodes: Optional[int] = NotProvided,
         optimizer_type: Optional[str] = NotProvided,
@@ -220,9 +225,20 @@ class QMIXConfig(AlgorithmConfig):
             double_q: choose bootstrap actions with the online network (double Q).
             td_loss_scale: the TD loss is scale * masked mean of delta^2; pymarl2 uses
                 0.5, classic PyMARL (GRE, MAVEN) 1.0.
-            bootstrap_truncated_episodes: True (correct): a time-limit truncation
-                bootstraps from the last observation. False: every episode end is
-                terminal, as PyMARL's MPE and gym wrappers did.
+            bootstrap_truncated_episodes: False (default): every episode end is terminal,
+                so the values are those of the episodic task as the env defines it (its
+                time limit included), which is what its return measures. True: a truncation
+                bootstraps from the value of the final observation (partial-episode
+                bootstrapping, Pardo et al. 2018, arXiv:1712.00378), right only when the
+                time limit is not part of the task and the agents cannot see it; where they
+                can (time in the observation, or a GRU counting a fixed horizon), that final
+                observation is one no acting step has, its value is never trained, and the
+                values can diverge. See README, "Time limits".
+            divergence_check: "raise" (default): stop with ValueRangeError when |Q_tot|
+                leaves the range the rewards allow (``core.value_range``); "warn": log it
+                and train on; "off".
+            divergence_margin: the check's slack: it fires beyond (1 + margin) times the
+                bound.
             standardize_rewards: standardise rewards in the targets with their running
                 mean and standard deviation over all trained batches (EPyMARL's
                 ``standardise_rewards``; off in pymarl2).
@@ -287,6 +303,8 @@ class QMIXConfig(AlgorithmConfig):
         "double_q": boolean,
         "td_loss_scale": number(0.0, low_open=True),
         "bootstrap_truncated_episodes": boolean,
+        "divergence_check": choice(DIVERGENCE_CHECKS),
+        "divergence_margin": number(0.0),
         "standardize_rewards": boolean,
         "target_update_interval_episodes": integer(1),
         "optimizer_type": choice(OPTIMIZERS),

@@ -4,11 +4,14 @@ The loss is assembled from small overridable steps so that Soft-QMIX, QMIX-GRE a
 MAVEN add or replace terms without copying it:
 
     loss_terms  ->  chosen joint values Q_tot         (``joint_values``)
+                ->  rewards r (standardised, intrinsic) (``rewards``)
                 ->  bootstrap values V and bonus E     (``bootstrap_values``)
-                ->  TD(lambda) targets                 (``core.targets.lambda_returns``)
+                ->  TD(lambda) targets                 (``td_targets``)
+                ->  check |Q_tot| against the range r allows (``core.value_range``)
                 ->  {"td_loss": ..., **extra_losses}   (``extra_losses``)
 """
 
+import logging
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -21,6 +24,9 @@ from rllib_softqmix.core.credit import normalized_entropy
 from rllib_softqmix.core.process import configure_compute_process
 from rllib_softqmix.core.running_stats import RunningHistogram, RunningMeanStd
 from rllib_softqmix.core.targets import lambda_returns, last_valid_step
+from rllib_softqmix.core.value_range import ValueRange, ValueRangeError
+
+logger = logging.getLogger(__name__)
 
 TRAINING_ITERATION = "training_iteration"
 CREDIT_PERCENTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -53,6 +59,8 @@ class QMIXTorchLearner(TorchLearner):
         self._last_target_update_episode = 0
         self._reward_stats = RunningMeanStd()
         self._credit_histogram = RunningHistogram()
+        self._value_range = ValueRange()
+        self._last_divergence_warning = 0.0
 
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
         module = self.module[module_id].unwrapped()
@@ -93,10 +101,12 @@ class QMIXTorchLearner(TorchLearner):
         mask = batch["mask"]
         q_tot = self.joint_values(module, batch, fwd_out)
         with torch.no_grad():
+            rewards = self.rewards(config, batch, fwd_out)
             values, bonus = self.bootstrap_values(module, config, batch, fwd_out)
             terminated = (batch["terminated"] if config.bootstrap_truncated_episodes
                           else last_valid_step(mask))
-            targets = self.td_targets(config, batch, fwd_out, terminated, values, bonus)
+            targets = self.td_targets(config, rewards, terminated, mask, values, bonus)
+        q_abs_max = self._check_value_range(config, q_tot.detach(), rewards, bonus, mask)
         td_error = q_tot - targets
         terms = {"td_loss": self.td_loss(config, td_error, mask, fwd_out)}
         terms.update(self.extra_losses(module, config, batch, fwd_out, q_tot, td_error))
@@ -104,6 +114,9 @@ class QMIXTorchLearner(TorchLearner):
             "q_tot_mean": masked_mean(q_tot.detach(), mask),
             "target_mean": masked_mean(targets, mask),
             "td_error_abs_mean": masked_mean(td_error.detach().abs(), mask),
+            "q_tot_abs_max": torch.tensor(q_abs_max),
+            "q_tot_bound": torch.tensor(self._value_range.bound(
+                config.gamma, config.bootstrap_truncated_episodes, config.divergence_margin)),
         }
         stats.update(self.extra_stats(module, config, batch, fwd_out))
         stats.update(self.credit_stats(module, batch, fwd_out))
@@ -132,11 +145,13 @@ class QMIXTorchLearner(TorchLearner):
         chosen = target_q.gather(-1, best.unsqueeze(-1)).squeeze(-1)
         return module.mix(module._target_mixer, chosen, batch, slice(None)), None
 
-    def td_targets(self, config, batch: Dict[str, Any], fwd_out: Dict[str, Any],
-                   terminated: torch.Tensor, values: torch.Tensor,
+    def td_targets(self, config, rewards: torch.Tensor, terminated: torch.Tensor,
+                   mask: torch.Tensor, values: torch.Tensor,
                    bonus: Optional[torch.Tensor]) -> torch.Tensor:
-        return lambda_returns(self.rewards(config, batch, fwd_out), terminated, batch["mask"],
-                              values, config.gamma, config.td_lambda, bonus)
+        """TD(lambda) targets [B, T] from rewards, terminations, mask [B, T] and the
+        bootstrap values (and bonus) [B, T+1]."""
+        return lambda_returns(rewards, terminated, mask, values, config.gamma, config.td_lambda,
+                              bonus)
 
     def rewards(self, config, batch: Dict[str, Any], fwd_out: Dict[str, Any]) -> torch.Tensor:
         """Team rewards [B, T], standardised with running statistics if configured."""
@@ -192,6 +207,54 @@ class QMIXTorchLearner(TorchLearner):
                 **{f"credit_entropy_run_p{round(q * 100):02d}": torch.tensor(value)
                    for q, value in run.items()}}
 
+    def _check_value_range(self, config, q_tot: torch.Tensor, rewards: torch.Tensor,
+                           bonus: Optional[torch.Tensor], mask: torch.Tensor) -> float:
+        """Flags a Q_tot beyond the range the rewards seen so far allow (``core.value_range``):
+        ValueRangeError with divergence_check="raise", a warning with "warn". Returns the
+        batch's largest |Q_tot| over valid steps."""
+        q_abs_max = float((q_tot.abs() * mask).max())
+        self._value_range.update(rewards, bonus, mask, q_abs_max)
+        if config.divergence_check == "off":
+            return q_abs_max
+        bootstrap = config.bootstrap_truncated_episodes
+        bound = self._value_range.bound(config.gamma, bootstrap, config.divergence_margin)
+        if q_abs_max <= bound or (config.divergence_check == "warn"
+                                  and q_abs_max < 2.0 * self._last_divergence_warning):
+            return q_abs_max
+        message = self._divergence_message(config, q_abs_max, bound)
+        if config.divergence_check == "raise":
+            raise ValueRangeError(message)
+        logger.warning(message)
+        self._last_divergence_warning = q_abs_max
+        return q_abs_max
+
+    def _divergence_message(self, config, q_abs_max: float, bound: float) -> str:
+        causes = []
+        if config.bootstrap_truncated_episodes:
+            causes.append(
+                "bootstrap_truncated_episodes=True on an env whose episodes end at a fixed time "
+                "limit that the agents can see (time in the observation, or counted by the GRU): "
+                "each truncated episode's target reads the value of a final observation that no "
+                "acting step ever has, so nothing trains that value and the net's extrapolation "
+                "feeds back into every target; set bootstrap_truncated_episodes=False")
+        causes.append(f"a learning rate too high for this env (lr={config.lr:g}; try a few times "
+                      f"lower)")
+        if not config.standardize_rewards:
+            causes.append("large or badly scaled rewards (standardize_rewards=True rescales them)")
+        return (
+            f"{config.algo_class.__name__}: the values are diverging: the largest |Q_tot| of this "
+            f"batch is {q_abs_max:.6g} at training iteration "
+            f"{self._timesteps.get(TRAINING_ITERATION, '?')} (env step "
+            f"{self._timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, '?')}), beyond {bound:.6g}, "
+            f"the most the rewards trained on so far allow: "
+            f"{self._value_range.describe(config.gamma, config.bootstrap_truncated_episodes, config.divergence_margin)}. "
+            f"Likely causes: " + "; ".join(causes) + ". "
+            + ("The update was not applied. Set divergence_check='warn' to train on regardless, "
+               "or raise divergence_margin if the bound is too tight for this env."
+               if config.divergence_check == "raise" else
+               "Training goes on (divergence_check='warn'); this warning repeats whenever "
+               "|Q_tot| doubles."))
+
     def _raise_if_not_finite(self, config, tensors: Dict[str, torch.Tensor], kind: str) -> None:
         """NonFiniteLossError naming the algorithm, the iteration and the first non-finite
         tensor, of the given kind (the Q-values, a loss term, a parameter, the gradient)."""
@@ -245,6 +308,7 @@ class QMIXTorchLearner(TorchLearner):
         state["last_target_update_episode"] = self._last_target_update_episode
         state["reward_stats"] = self._reward_stats.get_state()
         state["credit_histogram"] = self._credit_histogram.get_state()
+        state["value_range"] = self._value_range.get_state()
         return state
 
     def set_state(self, state) -> None:
@@ -255,4 +319,6 @@ class QMIXTorchLearner(TorchLearner):
             self._reward_stats.set_state(state["reward_stats"])
         if "credit_histogram" in state:
             self._credit_histogram.set_state(state["credit_histogram"])
+        if "value_range" in state:
+            self._value_range.set_state(state["value_range"])
 

@@ -46,14 +46,13 @@ class SoftQMIXTorchLearner(QMIXTorchLearner):
             bonus = -config.temperature * log_pi.gather(-1, sampled.unsqueeze(-1)).squeeze(-1).sum(-1)
         return values, bonus
 
-    def td_targets(self, config, batch: Dict[str, Any], fwd_out: Dict[str, Any],
-                   terminated: torch.Tensor, values: torch.Tensor,
+    def td_targets(self, config, rewards: torch.Tensor, terminated: torch.Tensor,
+                   mask: torch.Tensor, values: torch.Tensor,
                    bonus: Optional[torch.Tensor]) -> torch.Tensor:
         if not config.release_entropy_leak:
-            return super().td_targets(config, batch, fwd_out, terminated, values, bonus)
-        return release_soft_lambda_returns(self.rewards(config, batch, fwd_out), terminated,
-                                           batch["mask"], values, config.gamma, config.td_lambda,
-                                           bonus)
+            return super().td_targets(config, rewards, terminated, mask, values, bonus)
+        return release_soft_lambda_returns(rewards, terminated, mask, values, config.gamma,
+                                           config.td_lambda, bonus)
 
     def td_loss(self, config, td_error: torch.Tensor, mask: torch.Tensor,
                 fwd_out: Dict[str, Any]) -> torch.Tensor:
