@@ -72,8 +72,9 @@ def check_team_env(env, reset_attempts: int = 3) -> None:
         raise TeamEnvError(
             f"its team observation space is {obs_space}; it must be Dict(obs=Box([N, O]), "
             f"state=Box([S]) (the global state the mixer reads), action_mask=Box([N, A])). "
-            f"Register a PettingZoo ParallelEnv instead: TeamEnv builds these (and a state from "
-            f"the agents' observations when the env has none).")
+            f"Register a PettingZoo ParallelEnv (or AECEnv), or an RLlib MultiAgentEnv of the "
+            f"individual agents, instead: TeamEnv builds these (and a state from the agents' "
+            f"observations when the env has none).")
     n_agents, n_actions = obs_space["action_mask"].shape
     if (not isinstance(action_space, gym.spaces.MultiDiscrete)
             or obs_space["obs"].shape[0] != n_agents
@@ -85,6 +86,8 @@ def check_team_env(env, reset_attempts: int = 3) -> None:
         try:
             observations, _ = env.reset(seed=attempt)
             break
+        except TeamEnvError:  # TeamEnv's own message is the specific one
+            raise
         except Exception as error:  # noqa: BLE001 - any failure of a user's env is reported alike
             if attempt + 1 == reset_attempts:
                 raise TeamEnvError(
