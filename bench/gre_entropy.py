@@ -1,4 +1,4 @@
-"""QMIX vs QMIX-GRE vs QMIX-simple: credit entropy and return (GRE paper Tables 2/3, spec 7.4).
+"""QMIX vs QMIX-GRE vs QMIX-simple: credit entropy and return (GRE paper Tables 2/3).
 
 Runs each on Lumberjacks, TrafficJunction10 and MPE Spread with the GRE release's base
 learner (classic PyMARL QMIX: one-step double Q, RMSprop 5e-4, batch 32, one env,
@@ -28,7 +28,7 @@ ENVS = {"lumberjacks": {"max_episode_steps": 25, "reachable_edges": False},
 ALGORITHMS = {"QMIX": {"gre_lambda": 0.0}, "QMIX-GRE": {"gre_lambda": 1e-3},
               "QMIX-simple": {"gre_lambda": 0.0, "mixer": "qmix_simple"}}
 PERCENTILES = ("p05", "p25", "p50", "p75", "p95")
-PAPER = {  # QMIX's normalised entropy percentiles in the paper (Tables 2/3, spec 7.4)
+PAPER = {  # QMIX's normalised entropy percentiles in the paper (Tables 2/3)
     "lumberjacks": [0.972, 0.992, 0.997, 0.999, 1.000],
     "traffic_junction": [0.931, 0.961, 0.975, 0.985, 0.993],
     "spec_measured_epymarl_mpe_spread": [0.940, 0.973, 0.986, 0.995, 0.999],

@@ -1,4 +1,4 @@
-"""MAVEN vs QMIX on the m-step matrix game (MAVEN's Figure 3, spec 4.6, 5b, 7.5).
+"""MAVEN vs QMIX on the m-step matrix game (MAVEN's Figure 3).
 
 MAVEN with the paper run's settings (noise_dim 16, learned z-policy with 100 REINFORCE
 steps per episode, GRU discriminator, mi_loss 1, epsilon 1 -> 0.01 over 100 steps) and two

@@ -1,4 +1,4 @@
-"""QMIX vs Soft-QMIX on MPE Spread Simple / Medium / Hard (paper Table 3, spec 7.2).
+"""QMIX vs Soft-QMIX on MPE Spread Simple / Medium / Hard (paper Table 3).
 
 A scaled-down run: the paper trains 10M env steps with 5 seeds; this fits about an hour
 on 2 cores. Both algorithms use the Soft-QMIX release's settings (TD(lambda 0.4), batch
@@ -24,7 +24,7 @@ RELEASE = dict(td_lambda=0.4, train_batch_size_episodes=128, replay_buffer_capac
                episodes_per_train_step=4, num_envs_per_env_runner=4,
                target_update_interval_episodes=200, obs_last_action=False,
                bootstrap_truncated_episodes=False)
-PAPER_TABLE_3 = {  # eval return after 10M steps, mean +- std over 5 seeds (spec 7.2)
+PAPER_TABLE_3 = {  # eval return after 10M steps, mean +- std over 5 seeds
     "hard": {"QMIX": "-171.7 +- 3.8", "Soft-QMIX (best alpha)": "-168.7 +- 4.6"},
     "medium": {"QMIX": "-138.4 +- 2.9", "Soft-QMIX (best alpha)": "-134.9 +- 1.8"},
     "simple": {"QMIX": "-111.9 +- 1.6", "Soft-QMIX (best alpha)": "-111.4 +- 0.9"},

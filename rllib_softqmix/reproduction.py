@@ -11,7 +11,7 @@ import numpy as np
 
 from rllib_softqmix.qmix.config import QMIXConfig
 
-# Outcome criteria of the Soft-QMIX paper's Table 2 (spec 7.1): greedy (A, A), Q_tot(A, A)
+# Outcome criteria of the Soft-QMIX paper's Table 2: greedy (A, A), Q_tot(A, A)
 # within 1 of the payoff 8, and both agents put more than 0.9 probability on A.
 OPTIMAL_PAYOFF = 8.0
 Q_TOLERANCE = 1.0

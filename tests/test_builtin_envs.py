@@ -1,4 +1,4 @@
-"""The registered envs: matrix games (spec 5a, 5b) and MPE Spread variants (5c)."""
+"""The registered envs: matrix games (Soft-QMIX's, MAVEN's) and MPE Spread variants."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""QMIX-GRE and the credit-entropy diagnostic (spec 3.2-3.4)."""
+"""QMIX-GRE and the credit-entropy diagnostic (GRE paper eq. 6-10)."""
 
 import numpy as np
 import pytest

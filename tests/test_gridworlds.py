@@ -1,4 +1,4 @@
-"""Lumberjacks and TrafficJunction (ma-gym's rules, spec 3.5) on hand-set situations."""
+"""Lumberjacks and TrafficJunction (ma-gym's rules) on hand-set situations."""
 
 import numpy as np
 import pytest

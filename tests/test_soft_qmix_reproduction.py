@@ -1,6 +1,6 @@
-"""Soft-QMIX's one-step matrix game result (paper Table 2, spec 7.1) as a rate over seeds.
+"""Soft-QMIX's one-step matrix game result (paper Table 2) as a rate over seeds.
 
-Setting (the spec's independent prototype, section 7.1): 2 agents, MLP agent (no last
+Setting (that of an independent plain-PyTorch prototype): 2 agents, MLP agent (no last
 action), batch 128 episodes from a 5000-episode buffer, 4 new episodes per gradient step,
 Adam 1e-3, 2500 episodes; Soft-QMIX as released (sum of g, weighted TD, alpha = 0.1);
 the baseline is plain QMIX with the same settings and epsilon 1 -> 0.05 over 2000 steps.
@@ -10,8 +10,8 @@ alpha = 0.03, 7/16 at 0.1, 5/16 at 0.3 and 0/16 at 1.0 (one seed's table froze f
 greedy tie on A with uniform policies); QMIX in 0/16. With the current random stream of
 uniform actions (since the sampling changes): 7/16 at alpha = 0.1 (seeds 0 4 5 8 11 12 14)
 and QMIX 1/16 (seed 11), the same in Ray tasks as in one process. Every Soft-QMIX success had
-Q_tot(A, A) in [7.3, 8.3] and probability 1.0 on A for both agents. The prototype in the
-spec found 38-44% at alpha in {0.03, 0.1, 0.3} and QMIX 0/40. The thresholds below keep a
+Q_tot(A, A) in [7.3, 8.3] and probability 1.0 on A for both agents. That prototype
+found 38-44% at alpha in {0.03, 0.1, 0.3} and QMIX 0/40. The thresholds below keep a
 margin for float drift across machines, which can turn any seed's run into another draw:
 at least 4/16 successes for Soft-QMIX (P(X <= 3) = 0.04 for 16 seeds at the measured 0.44);
 at most 2/16 for QMIX and at least 14/16 of its seeds in the zero block (at QMIX's measured

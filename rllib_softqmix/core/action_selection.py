@@ -1,4 +1,4 @@
-"""Action selectors over available actions (spec section 1.5).
+"""Action selectors over available actions (docs/algorithms/qmix.md, Acting).
 
 Shapes: q [..., A] utilities, avail [..., A] with 1 = available; actions [...] (int64).
 """

@@ -1,4 +1,4 @@
-"""The per-agent utility network shared by all agents (spec section 1.1).
+"""The per-agent utility network shared by all agents (docs/algorithms/qmix.md).
 
 Shapes: B batch (episodes or parallel envs), T time, N agents, O observation size,
 A actions, H hidden size, I = O (+ A if the last action is an input) (+ N if the

@@ -1,4 +1,4 @@
-"""Credit assignment of a mixer: dQ_tot/dQ_i and its normalised entropy (QMIX-GRE, spec 3.2-3.3).
+"""Credit assignment of a mixer: dQ_tot/dQ_i and its normalised entropy (GRE paper eq. 6-8).
 
 Shapes: credit gradients [..., N]; entropies [...]. The normalised entropy
 H(g') / log N, with g'_i = (g_i + 1e-8) / sum_j (g_j + 1e-8), is 1 for equal credit and

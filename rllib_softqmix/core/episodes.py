@@ -1,4 +1,4 @@
-"""Whole team episodes and the FIFO episode replay buffer (spec sections 0.2, 0.3).
+"""Whole team episodes and the FIFO episode replay buffer (docs/architecture.md).
 
 An episode of L transitions stores L+1 observations (the successor of the final
 transition included), L joint actions and L team rewards. Batches are padded to the

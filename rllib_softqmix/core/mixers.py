@@ -23,7 +23,7 @@ def hypernetwork(in_dim: int, out_dim: int, hidden_dim: int, layers: int) -> nn.
 
 
 class MixingWeights(NamedTuple):
-    """The state-conditioned mixing parameters of QMIX (spec eq. in section 1.2).
+    """The state-conditioned mixing parameters of QMIX (GRE paper eq. 1).
 
     w1 [..., N, E] (non-negative), b1 [..., E], w2 [..., E] (non-negative), v [...].
     """
@@ -34,7 +34,7 @@ class MixingWeights(NamedTuple):
 
 
 class QMixer(nn.Module):
-    """QMIX: Q_tot = ELU(q |W1(s)| + b1(s)) |W2(s)| + V(s) (spec section 1.2).
+    """QMIX: Q_tot = ELU(q |W1(s)| + b1(s)) |W2(s)| + V(s) (GRE paper eq. 1).
 
     ``hypernet_layers`` 2 is pymarl2's / GRE's mixer, 1 is MAVEN's.
     """
@@ -65,7 +65,7 @@ class QMixer(nn.Module):
 
 
 class QMixSimpleMixer(nn.Module):
-    """QMIX-simple: Q_tot = |w2(s)| ELU(|w1(s)| sum_i Q_i + b1(s)) + V(s) (spec 3.4).
+    """QMIX-simple: Q_tot = |w2(s)| ELU(|w1(s)| sum_i Q_i + b1(s)) + V(s) (GRE paper eq. 9).
 
     A monotone mixer that gives every agent the same credit dQ_tot/dQ_i (the GRE
     paper's equal-credit control): w1, w2 Linear(S, H)-ReLU-Linear(H, 1), b1 Linear(S, 1),

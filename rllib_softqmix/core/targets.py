@@ -1,4 +1,4 @@
-"""TD(lambda) targets over padded whole episodes (spec section 1.3, step 4).
+"""TD(lambda) targets over padded whole episodes (docs/algorithms/qmix.md).
 
 Shapes: B episodes, T transitions (the longest episode of the batch); every episode b
 has L_b <= T valid transitions, marked by mask[b, t] = 1 for t < L_b.
@@ -35,7 +35,7 @@ def lambda_returns(rewards: torch.Tensor, terminated: torch.Tensor, mask: torch.
         gamma: discount.
         td_lambda: lambda in [0, 1]; 0 gives one-step targets.
         bonus: optional E_t for t = 0..T, [B, T+1], added to every bootstrapped
-            next value (Soft-QMIX's entropy bonus, spec section 2.3 item 7 corrected).
+            next value (Soft-QMIX's entropy bonus, docs/algorithms/soft_qmix.md).
 
     Returns:
         [B, T] targets.
@@ -62,11 +62,11 @@ def release_soft_lambda_returns(rewards: torch.Tensor, terminated: torch.Tensor,
                                 bonus: torch.Tensor) -> torch.Tensor:
     """The Soft-QMIX release's soft TD(lambda) recursion, kept for exact reproduction.
 
-    G_T = V_T (1 - sum_t d_t), then for t = T-1..0 (spec section 2.3 item 7):
+    G_T = V_T (1 - sum_t d_t), then for t = T-1..0 (as released):
     G_t = lambda gamma (G_{t+1} + E_{t+1}) + m_t [r_t + (1 - lambda) gamma (1 - d_t)(V_{t+1} + E_{t+1})].
     The lambda branch has no (1 - d_t) factor, so a terminated episode's last target
     picks up lambda gamma E from its stored final state and from the padding after it
-    (spec 2.8 item 1: the "entropy leak"). Shapes as in ``lambda_returns``.
+    (the "entropy leak"). Shapes as in ``lambda_returns``.
     """
     steps = rewards.shape[1]
     returns = torch.zeros_like(rewards)

@@ -1,6 +1,6 @@
-"""QMIXGREConfig: QMIX with the gradient-entropy regulariser (QMIX-GRE, spec section 3).
+"""QMIXGREConfig: QMIX with the gradient-entropy regulariser (QMIX-GRE, docs/algorithms/gre.md).
 
-Defaults are the GRE release's base learner, classic PyMARL's QMIX (spec 3.1): one-step
+Defaults are the GRE release's base learner, classic PyMARL's QMIX: one-step
 double-Q targets, loss mean(delta^2) without the 1/2, RMSprop 5e-4 (alpha 0.99, eps 1e-5),
 one env and one gradient step per episode, batch 32 of a 5000-episode buffer, epsilon
 1 -> 0.05 over 50k steps, targets every 200 episodes, two-layer hypernetworks.

@@ -1,4 +1,4 @@
-"""QMIX-GRE's learner: QMIX's loss plus lambda * mean normalised credit entropy (spec 3.3).
+"""QMIX-GRE's learner: QMIX's loss plus lambda * mean normalised credit entropy (GRE paper eq. 10).
 
 The entropy of dQ_tot/dQ_i is minimised, making credit more discriminative. The local
 Q are detached, so the regulariser updates only the mixer's W1, b1 and W_final

@@ -1,7 +1,7 @@
 """MAVENConfig: QMIX conditioned on a per-episode latent z, with a mutual-information
-loss and a learned latent policy (MAVEN, Mahajan et al. 2019; spec section 4).
+loss and a learned latent policy (MAVEN, Mahajan et al. 2019, arXiv:1910.07483).
 
-Defaults are MAVEN's "noisemix" settings on classic PyMARL QMIX (spec 4.5, 4.6): one-step
+Defaults are MAVEN's "noisemix" settings on classic PyMARL QMIX: one-step
 double-Q targets, loss mean(delta^2), RMSprop 5e-4, batch 32, single-layer hypernetworks
 over [s ; z], targets every 200 episodes, noise_dim 2, mi_loss 1, a per-step
 discriminator (32 wide, 2 layers), uniform z. The paper's matrix-game run
@@ -94,7 +94,7 @@ class MAVENConfig(QMIXConfig):
                 pi_z(. | s_0) of each sample, so it pulls pi_z towards uniform.
                 "release_sampled": the release's term, minus the log-probability of the
                 buffered z; on-policy its expected gradient is zero, so it acts only as
-                a constant subtracted from the returns (spec 4.1). For exact reproduction.
+                a constant subtracted from the returns. For exact reproduction.
         """
         set_provided(self, locals())
         return super().training(**kwargs)

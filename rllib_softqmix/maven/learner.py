@@ -1,5 +1,5 @@
 """MAVEN's learner: QMIX's (z-conditioned) TD loss plus the mutual-information loss
-(spec 4.4, 4.5), and the REINFORCE step of the latent policy pi_z (spec 4.1).
+(docs/algorithms/maven.md), and the REINFORCE step of the latent policy pi_z.
 
 The discriminator predicts z from the behaviour features x_t = [softmax of every
 agent's (masked) Q ; s_t]; its cross-entropy reaches the agent network through x (not
@@ -111,7 +111,7 @@ class MAVENTorchLearner(QMIXTorchLearner):
     def update_z_policy(self, states: np.ndarray, z_index: np.ndarray, returns: np.ndarray,
                         index: np.ndarray, entropy_scaling: float, entropy_bonus: str = "exact"
                         ) -> Dict[str, float]:
-        """len(index) REINFORCE steps on pi_z (spec 4.1), step k on the samples index[k]
+        """len(index) REINFORCE steps on pi_z, step k on the samples index[k]
         [M] of the buffered initial states [L, S], z [L] and returns [L]: summed over the M
         samples, no baseline, raw returns (as released); loss in ``reinforce_steps``."""
         policy, losses = reinforce_steps(*self.packed_z_policy(), states, z_index, returns, index,

@@ -1,4 +1,4 @@
-"""MAVEN's networks (spec 4.1-4.4), as plain nn.Modules.
+"""MAVEN's networks (docs/algorithms/maven.md), as plain nn.Modules.
 
 Shapes: B batch, T time, N agents, A actions, H hidden, S state, Z = noise_dim; a
 latent z is a one-hot [..., Z], fixed for a whole episode.
@@ -15,7 +15,7 @@ from rllib_softqmix.maven.reinforce import AdamSettings, PackedZPolicy, layer_vi
 
 
 class NoiseConditionedAgent(nn.Module):
-    """QMIX's agent trunk with a Q head that is a hypernetwork of (z, agent id) (spec 4.2).
+    """QMIX's agent trunk with a Q head that is a hypernetwork of (z, agent id).
 
     W_i = Linear(Z + N -> H * A)([z ; onehot(i)]) reshaped to (A, H); Q_i = W_i h (no bias).
     """
@@ -42,7 +42,7 @@ class NoiseConditionedAgent(nn.Module):
 
 
 class ZPolicy(nn.Module):
-    """pi_z(z | s_0) = softmax(Linear(128 -> Z)(ReLU(Linear(S -> 128)(s_0)))) (spec 4.1)."""
+    """pi_z(z | s_0) = softmax(Linear(128 -> Z)(ReLU(Linear(S -> 128)(s_0))))."""
 
     def __init__(self, state_dim: int, noise_dim: int, hidden: int = 128):
         super().__init__()

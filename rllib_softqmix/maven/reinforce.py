@@ -1,4 +1,4 @@
-"""pi_z's REINFORCE steps with Adam, in numpy (spec 4.1).
+"""pi_z's REINFORCE steps with Adam, in numpy (docs/algorithms/maven.md).
 
 This module imports nothing but numpy, so that a light Ray actor (ZPolicyWorker,
 shipped by value, without this package's torch and RLlib imports) can run the steps on

@@ -54,7 +54,7 @@ class MAVENTorchRLModule(QMIXTorchRLModule):
                       config["hypernet_embed"], config["hypernet_layers"])
 
     def mixer_states(self, batch: Dict[str, Any], time: slice) -> torch.Tensor:
-        """[s_t ; z] (spec 4.3)."""
+        """[s_t ; z]: the mixer's hypernetworks see the latent too."""
         states = batch["state"][:, time]
         z = batch["z"].unsqueeze(1).expand(*states.shape[:2], self.noise_dim)
         return torch.cat([states, z], dim=-1)

@@ -1,4 +1,4 @@
-"""The QMIX Algorithm: PyMARL's training loop on RLlib (spec section 0.3).
+"""The QMIX Algorithm: PyMARL's training loop on RLlib (docs/architecture.md).
 
 One ``training_step`` collects ``episodes_per_train_step`` whole episodes, stores
 them in the episode replay buffer and, once it holds a batch, takes gradient steps
@@ -219,7 +219,7 @@ class QMIX(Algorithm):
 
     def matrix_game_diagnostics(self) -> Dict[str, List]:
         """On the matrix games: each agent's Q and acting probabilities at the first
-        observation and the full Q_tot table over joint actions (spec 5a); else {}."""
+        observation and the full Q_tot table over joint actions (Soft-QMIX's Table 2); else {}."""
         env = self.env_runner.envs[0] if self.env_runner is not None else None
         if not isinstance(getattr(env, "env", None), (OneStepMatrixGame, MStepMatrixGame)):
             return {}

@@ -32,7 +32,7 @@ TIMESTEP = "timestep"
 
 
 class QMIXTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
-    """Agent network + mixer (spec sections 1.1, 1.2), epsilon-greedy acting (1.5)."""
+    """Agent network + mixer, epsilon-greedy acting (docs/algorithms/qmix.md)."""
 
     # Recurrent-state entries that are fixed for a whole episode and stored with it.
     EPISODE_CONSTANTS: Tuple[str, ...] = ()

@@ -14,7 +14,7 @@ class SoftQMIX(QMIX):
         return SoftQMIXConfig()
 
     def exploration_metrics(self) -> Dict[str, float]:
-        """The temperature alpha; epsilon is not used by the soft policy (spec 2.8 item 7)."""
+        """The temperature alpha; epsilon is not used by the soft policy."""
         if not self.config.is_soft:
             return super().exploration_metrics()
         return {"temperature": self.config.temperature}

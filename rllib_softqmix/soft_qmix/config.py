@@ -3,12 +3,12 @@ switches that tell the release's behaviour from the paper's and from its bugs.
 
 Joint value (``joint_mixer``), a difference between release and paper:
 - ``"sum"``: Q_tot = sum_i g_i(s, Q_i(a_i)). This is what the released code ran
-  (its mixer computes the QMIX output and overwrites it with the sum, spec 2.1) and
+  (its mixer computes the QMIX output and overwrites it with the sum) and
   what produced the paper's numbers; the default of ``variant="full"``.
 - ``"qmix"``: a real QMIX mixer (the one named by ``mixer``) over g(Q), as the paper
   describes; the ablation branches (+entropy, +function f) used it over the raw Q.
 
-Variants (spec 2.7), each read from its own branch of the authors' code:
+Variants (the paper's ablation, Table 4), each read from its own branch of the authors' code:
 
 | variant      | Q_tot                      | policy                       | extra loss | weighted TD |
 |--------------|----------------------------|------------------------------|------------|-------------|
@@ -54,7 +54,7 @@ VARIANT_DEFAULTS = {
 class SoftQMIXConfig(QMIXConfig):
     """Soft-QMIX (Chen et al. 2024): maximum-entropy QMIX with order-preserving transforms.
 
-    Defaults are the release's SMACv2 config (spec 2.5): alpha 0.03, TD(lambda 0.4),
+    Defaults are the release's SMACv2 config: alpha 0.03, TD(lambda 0.4),
     4 parallel envs per gradient step, batch 128, Adam 1e-3, targets every 200 episodes.
     """
 
@@ -87,7 +87,7 @@ class SoftQMIXConfig(QMIXConfig):
         Args:
             temperature: alpha > 0, the entropy weight and policy temperature (fixed).
             variant: "full" (Soft-QMIX), "function_f", "entropy" or "qmix" (see the
-                module docstring's table).
+                table in docs/algorithms/soft_qmix.md).
             joint_mixer: None (the variant's own), "sum" (the release) or "qmix" (the
                 paper's description: the mixer named by ``mixer`` over g(Q)).
             weighted_td: None (the variant's own: on for "full", as released), or force
@@ -97,7 +97,7 @@ class SoftQMIXConfig(QMIXConfig):
                 targets instead of the release's one-sample -alpha sum_i log pi_i(a'_i).
             release_entropy_leak: reproduce the release's bug that adds the entropy of
                 the stored final state and of the padding to a terminated episode's
-                targets (spec 2.8 item 1). Off: the corrected targets.
+                targets (docs/algorithms/soft_qmix.md, Targets). Off: the corrected targets.
         """
         set_provided(self, locals())
         return super().training(**kwargs)

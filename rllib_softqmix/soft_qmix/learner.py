@@ -1,6 +1,6 @@
 """Soft-QMIX's learner: soft TD(lambda) targets, the f-fit loss, the weighted TD loss.
 
-Only what differs from QMIX (spec 2.3):
+Only what differs from QMIX (docs/algorithms/soft_qmix.md):
 - Q_tot from the transformed utilities g(Q) of the taken actions (sum or QMIX mixer);
 - the bootstrap value of one sampled action per agent, a' ~ softmax(f(g(Q)) / alpha),
   through the target networks, plus the entropy bonus alpha sum_i -log pi_i(a'_i)

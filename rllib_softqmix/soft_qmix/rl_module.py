@@ -1,7 +1,7 @@
 """Soft-QMIX's RLModule: QMIX's plus the transforms g and f and the soft policy.
 
 Acting for training samples from softmax(f(g(Q)) / alpha) over available actions
-(spec 2.4): g and f are conditioned on the global state, so they stay in the
+(paper eq. 15): g and f are conditioned on the global state, so they stay in the
 inference-only module on the EnvRunners. Greedy acting (evaluation, TeamPolicy) is
 QMIX's argmax of the raw local Q, which g and f cannot change (both are increasing).
 """

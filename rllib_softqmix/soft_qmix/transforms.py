@@ -1,4 +1,4 @@
-"""Soft-QMIX's order-preserving transforms g and f (spec section 2.2).
+"""Soft-QMIX's order-preserving transforms g and f (paper eq. 8 and Appendix G).
 
 Shapes: values [..., N, *R] (R: nothing for chosen values, (A,) for every action's
 value), states [..., S] with the same leading dims ``...``. Both transforms act on
