@@ -12,7 +12,6 @@ Measured on the 2-core CI machine with these exact settings (seeds 0, 1, 2):
   standardisation, Adam at batch 32 was unstable here (-372 to -437 at 40k steps).
 """
 
-import numpy as np
 import pytest
 from conftest import greedy_episodes, greedy_return
 

@@ -1,5 +1,5 @@
 """The MAVEN Algorithm: QMIX's loop plus the latent policy's REINFORCE steps after every
-rollout (spec 4.1) and the second evaluation with the other way of drawing z."""
+rollout (docs/algorithms/maven.md) and the second evaluation with the other way of drawing z."""
 
 from collections import deque
 from typing import List, Optional, Tuple
@@ -8,7 +8,6 @@ import numpy as np
 import ray
 
 from rllib_softqmix.core.episodes import TeamEpisode
-from rllib_softqmix.envs.team_env import TEAM
 from rllib_softqmix.maven import reinforce
 from rllib_softqmix.maven.config import MAVENConfig
 from rllib_softqmix.qmix.algorithm import QMIX
