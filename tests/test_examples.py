@@ -91,6 +91,21 @@ def test_custom_pettingzoo_env_learns_to_coordinate(ray_session):
     assert len(code) <= 10  # as its docstring says
 
 
+def test_custom_variant_trains_with_its_own_hook_and_metrics(ray_session):
+    from rllib_softqmix import ConfigError
+
+    output, module = run_example("custom_variant.py", "--iterations", 2)
+    assert "HuberQMIX after 2 iterations" in output
+    # The learner's own metric (set by its td_loss hook, logged by extra_stats), the
+    # callback's and the env's.
+    assert 0.0 <= number(r"huber_clipped_fraction=(\d\.\d+)", output) <= 1.0
+    assert number(r"return_per_env_step=(-?\d+\.\d+)", output) >= 0.0
+    assert 0.0 <= number(r"good_payoff_mean=(\d\.\d+)", output) <= 1.0
+    config = module["HuberQMIXConfig"]()
+    assert config.get_default_learner_class() is module["HuberQMIXLearner"]
+    with pytest.raises(ConfigError, match="huber_delta"):
+        module["HuberQMIXConfig"]().training(huber_delta=0.0)
+
 def test_optuna_search_reports_the_best_of_the_lambdas_it_tried(ray_session, tmp_path):
     output, _ = run_example("optuna_gre_lambda.py", "--steps", 1200, "--samples", 2,
                             "--storage", tmp_path)
