@@ -106,6 +106,7 @@ def test_custom_variant_trains_with_its_own_hook_and_metrics(ray_session):
     with pytest.raises(ConfigError, match="huber_delta"):
         module["HuberQMIXConfig"]().training(huber_delta=0.0)
 
+
 def test_optuna_search_reports_the_best_of_the_lambdas_it_tried(ray_session, tmp_path):
     output, _ = run_example("optuna_gre_lambda.py", "--steps", 1200, "--samples", 2,
                             "--storage", tmp_path)
