@@ -8,7 +8,10 @@ by the first row and so lose the evaluation results of later iterations.
 - **Groups**: trials are grouped by algorithm (the ``<algorithm>_<env>_<trial id>`` prefix
   that Tune gives trial directories) and by the settings that differ between that
   algorithm's trials in ``params.json`` (nested keys as ``env_config.difficulty``), except
-  ``seed``: the seeds are the spread within a group.
+  ``seed``: the seeds are the spread within a group. Tune writes a value it cannot
+  serialise (a function, a class instance) as its repr, whose memory address differs
+  between runs of the same config (``<function f at 0x7f...>``); such values are compared
+  and shown without it (``<function f>``).
 - **Curves**: x is ``num_env_steps_sampled_lifetime``. Seeds are aligned on the union of
   their env steps; each seed is interpolated linearly between its own reports and counts
   only between its first and last report (no extrapolation), so the mean and the std band
@@ -30,8 +33,11 @@ import numpy as np
 ENV_STEPS = "num_env_steps_sampled_lifetime"
 GREEDY_RETURN = "evaluation/env_runners/episode_return_mean"
 TRAINING_RETURN = "env_runners/episode_return_mean"
+GREEDY_WIN_RATE = "evaluation/env_runners/battle_won_mean"  # where the env reports battle_won
+TRAINING_WIN_RATE = "env_runners/battle_won_mean"
 UNKNOWN_ALGORITHM = "trial"
 TUNE_DIRNAME_REPLACED = r'[/()<>:"\\|?*]'  # characters Tune turns into "_" in trial directory names
+MEMORY_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # in Python's reprs: <function f at 0x7f...>
 
 
 class ResultsError(ValueError):
@@ -47,7 +53,7 @@ class Metric:
 
 DEFAULT_METRICS = (
     Metric("greedy return", (GREEDY_RETURN, TRAINING_RETURN)),
-    Metric("win rate", ("evaluation/env_runners/battle_won_mean", "env_runners/battle_won_mean")),
+    Metric("win rate", (GREEDY_WIN_RATE, TRAINING_WIN_RATE)),
     Metric("credit entropy", ("learners/team/credit_entropy_mean",)),
 )
 
@@ -148,6 +154,17 @@ def flatten(settings: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
+def without_addresses(value: Any) -> Any:
+    """A ``params.json`` value with the memory addresses taken out of the object reprs in it."""
+    if isinstance(value, str):
+        return MEMORY_ADDRESS.sub("", value)
+    if isinstance(value, list):
+        return [without_addresses(item) for item in value]
+    if isinstance(value, dict):
+        return {key: without_addresses(item) for key, item in value.items()}
+    return value
+
+
 def read_results(path: Path) -> List[Dict[str, Any]]:
     """The results of ``result.json`` in env-step order, one per env-step count: a trial
     restored from a checkpoint repeats iterations, and its later report replaces the earlier.
@@ -190,7 +207,8 @@ def load_trials(result_dirs: Sequence) -> List[Trial]:
             results = read_results(trial_dir / "result.json")
             if results:
                 reported = True
-                settings = flatten(json.loads((trial_dir / "params.json").read_text()))
+                params = json.loads((trial_dir / "params.json").read_text())
+                settings = flatten(without_addresses(params))
                 algorithm = algorithm_name(trial_dir, settings, results[0].get("trial_id"))
                 trials[trial_dir.resolve()] = Trial(trial_dir, algorithm, settings, results)
         if not reported:
